@@ -1,0 +1,122 @@
+"""The app factory every service uses: same wiring, same behaviour everywhere."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
+from fastapi.responses import ORJSONResponse
+
+from spp_shared.kit.db import Database
+from spp_shared.kit.errors import PROBLEM_RESPONSES, install_problem_handlers
+from spp_shared.kit.health import router as health_router
+from spp_shared.kit.logging import RequestContextMiddleware, configure_logging
+from spp_shared.kit.metrics import Metrics, MetricsMiddleware, metrics_endpoint
+from spp_shared.kit.settings import ServiceSettings
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "RFC 9457 problem details.",
+    "type": "object",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string", "format": "uri"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "request_id": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "location": {"type": "string"},
+                    "field": {"type": "string"},
+                    "line": {"type": "integer"},
+                    "reason": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+
+
+def operation_id(route: APIRoute) -> str:
+    """Stable operation ids: front-ends generate clients from them."""
+    return route.name
+
+
+Hook = Callable[[FastAPI], Awaitable[None]]
+
+
+def create_service_app(
+    settings: ServiceSettings,
+    *,
+    title: str,
+    description: str,
+    version: str = "0.1.0",
+    routers: Sequence[APIRouter] = (),
+    on_startup: Sequence[Hook] = (),
+    on_shutdown: Sequence[Hook] = (),
+) -> FastAPI:
+    configure_logging(settings.log_level, settings.log_json)
+    db = Database(
+        settings.database_url, echo=settings.database_echo, pool_size=settings.database_pool_size
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        for hook in on_startup:
+            await hook(app)
+        try:
+            yield
+        finally:
+            for hook in on_shutdown:
+                await hook(app)
+            await db.dispose()
+
+    app = FastAPI(
+        title=title,
+        description=description,
+        version=version,
+        lifespan=lifespan,
+        default_response_class=ORJSONResponse,
+        generate_unique_id_function=operation_id,
+        responses=PROBLEM_RESPONSES,
+    )
+    app.state.settings = settings
+    app.state.db = db
+    app.state.service_name = settings.service_name
+    app.state.assertion_key = settings.assertion_key.get_secret_value()
+    metrics = Metrics(settings.service_name)
+    app.state.metrics = metrics
+
+    install_problem_handlers(app)
+    app.include_router(health_router)
+    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    for router in routers:
+        app.include_router(router)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description,
+                routes=app.routes,
+            )
+            schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = (
+                PROBLEM_SCHEMA
+            )
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    app.add_middleware(MetricsMiddleware, metrics=metrics, root_app=app)
+    app.add_middleware(
+        RequestContextMiddleware, service=settings.service_name, access_log=settings.access_log
+    )
+    return app

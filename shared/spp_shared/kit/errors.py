@@ -1,0 +1,253 @@
+"""RFC 9457 problem details: one error hierarchy and the handlers mapping it.
+
+Services raise :class:`Problem` subclasses (never FastAPI's HTTPException);
+the handlers installed by :func:`install_problem_handlers` turn them, and
+every framework error (validation, unknown route, wrong method), into
+``application/problem+json``. Unexpected exceptions become a bare 500 with
+the request id, never a stack trace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import orjson
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+TYPE_BASE = "https://servicespublicsplus.fr/problems/"
+
+log = structlog.get_logger("spp.errors")
+
+
+class ProblemResponse(Response):
+    media_type = PROBLEM_MEDIA_TYPE
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def problem_body(
+    *,
+    status: int,
+    type_: str,
+    title: str,
+    detail: str | None = None,
+    instance: str | None = None,
+    errors: Sequence[Mapping[str, Any]] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": type_ if type_.startswith(("http", "about:")) else TYPE_BASE + type_,
+        "title": title,
+        "status": status,
+    }
+    if detail:
+        body["detail"] = detail
+    if instance:
+        body["instance"] = instance
+    if errors:
+        body["errors"] = list(errors)
+    body.update(extra)
+    return body
+
+
+class Problem(Exception):
+    """A domain error that is the client's to fix (or to know about)."""
+
+    status: ClassVar[int] = 400
+    type_: ClassVar[str] = "bad-request"
+    title: ClassVar[str] = "Bad request"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        errors: Sequence[Mapping[str, Any]] | None = None,
+        headers: Mapping[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail
+        self.errors = errors
+        self.headers = dict(headers or {})
+        self.extra = extra
+
+    def to_body(self, instance: str | None = None) -> dict[str, Any]:
+        return problem_body(
+            status=self.status,
+            type_=self.type_,
+            title=self.title,
+            detail=self.detail,
+            instance=instance,
+            errors=self.errors,
+            **self.extra,
+        )
+
+
+class BadRequest(Problem):
+    pass
+
+
+class ValidationProblem(Problem):
+    status = 422
+    type_ = "validation-error"
+    title = "The request is not valid"
+
+
+class Unauthorized(Problem):
+    status = 401
+    type_ = "unauthorized"
+    title = "Authentication required"
+
+
+class Forbidden(Problem):
+    status = 403
+    type_ = "forbidden"
+    title = "Not allowed"
+
+
+class NotFound(Problem):
+    status = 404
+    type_ = "not-found"
+    title = "Not found"
+
+
+class Conflict(Problem):
+    status = 409
+    type_ = "conflict"
+    title = "Conflict"
+
+
+class PreconditionFailed(Problem):
+    status = 412
+    type_ = "precondition-failed"
+    title = "Precondition failed"
+
+
+class PreconditionRequired(Problem):
+    status = 428
+    type_ = "precondition-required"
+    title = "Precondition required"
+
+
+class PayloadTooLarge(Problem):
+    status = 413
+    type_ = "payload-too-large"
+    title = "Payload too large"
+
+
+class UnsupportedMediaType(Problem):
+    status = 415
+    type_ = "unsupported-media-type"
+    title = "Unsupported media type"
+
+
+class ServiceUnavailable(Problem):
+    status = 503
+    type_ = "service-unavailable"
+    title = "Service unavailable"
+
+
+_STATUS_TYPES: dict[int, tuple[str, str]] = {
+    400: ("bad-request", "Bad request"),
+    401: ("unauthorized", "Authentication required"),
+    403: ("forbidden", "Not allowed"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    406: ("not-acceptable", "Not acceptable"),
+    409: ("conflict", "Conflict"),
+    411: ("length-required", "Length required"),
+    412: ("precondition-failed", "Precondition failed"),
+    413: ("payload-too-large", "Payload too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+    422: ("validation-error", "The request is not valid"),
+    429: ("too-many-requests", "Too many requests"),
+    502: ("bad-gateway", "Bad gateway"),
+    503: ("service-unavailable", "Service unavailable"),
+    504: ("gateway-timeout", "Gateway timeout"),
+}
+
+
+def status_problem(status: int, detail: str | None = None, **extra: Any) -> dict[str, Any]:
+    """Problem body for a bare HTTP status (used by the gateway too)."""
+    type_, title = _STATUS_TYPES.get(status, ("about:blank", "Error"))
+    return problem_body(status=status, type_=type_, title=title, detail=detail, **extra)
+
+
+def _request_id(request: Request) -> str | None:
+    rid = request.scope.get("state", {}).get("request_id")
+    return str(rid) if rid else None
+
+
+def validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    """Flatten pydantic's errors into ``{field, location, reason}`` entries."""
+    out = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ())]
+        where = loc[0] if loc else "body"
+        field = ".".join(loc[1:]) if len(loc) > 1 else where
+        out.append({"location": where, "field": field, "reason": err.get("msg", "invalid")})
+    return out
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    async def on_problem(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, Problem)
+        body = exc.to_body(instance=request.url.path)
+        body["request_id"] = _request_id(request)
+        return ProblemResponse(body, status_code=exc.status, headers=exc.headers)
+
+    async def on_validation(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        errors = validation_errors(exc)
+        fields = ", ".join(sorted({e["field"] for e in errors}))
+        body = problem_body(
+            status=422,
+            type_="validation-error",
+            title="The request is not valid",
+            detail=f"Invalid fields: {fields}",
+            instance=request.url.path,
+            errors=errors,
+            request_id=_request_id(request),
+        )
+        return ProblemResponse(body, status_code=422)
+
+    async def on_http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        detail = exc.detail if isinstance(exc.detail, str) else None
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"No route matches {request.method} {request.url.path}"
+        body = status_problem(
+            exc.status_code, detail, instance=request.url.path, request_id=_request_id(request)
+        )
+        return ProblemResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        # Logged with its traceback for operators; the client sees only the id.
+        log.exception("unhandled_error", path=request.url.path, error_type=type(exc).__name__)
+        body = status_problem(500, "An unexpected error occurred; quote the request id.")
+        body["type"] = TYPE_BASE + "internal-error"
+        body["title"] = "Internal error"
+        body["request_id"] = _request_id(request)
+        return ProblemResponse(body, status_code=500)
+
+    app.add_exception_handler(Problem, on_problem)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(Exception, on_unexpected)
+
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {
+        "description": title,
+        "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+    for code, (_, title) in _STATUS_TYPES.items()
+    if code in (400, 401, 403, 404, 409, 412, 413, 415, 422, 428, 429, 503)
+}
