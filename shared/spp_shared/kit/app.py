@@ -9,7 +9,6 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
-from fastapi.responses import ORJSONResponse
 
 from spp_shared.kit.db import Database
 from spp_shared.kit.errors import PROBLEM_RESPONSES, install_problem_handlers
@@ -85,7 +84,6 @@ def create_service_app(
         description=description,
         version=version,
         lifespan=lifespan,
-        default_response_class=ORJSONResponse,
         generate_unique_id_function=operation_id,
         responses=PROBLEM_RESPONSES,
     )
@@ -105,7 +103,9 @@ def create_service_app(
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(
-                title=app.title, version=app.version, description=app.description,
+                title=app.title,
+                version=app.version,
+                description=app.description,
                 routes=app.routes,
             )
             schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = (

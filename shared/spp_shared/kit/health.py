@@ -23,9 +23,13 @@ async def readyz(request: Request) -> JSONResponse:
         await db.ping()
     except (SQLAlchemyError, OSError) as exc:
         return JSONResponse(
-            {"status": "unavailable", "service": request.app.state.service_name,
-             "database": type(exc).__name__},
+            {
+                "status": "unavailable",
+                "service": request.app.state.service_name,
+                "database": type(exc).__name__,
+            },
             status_code=503,
         )
-    return JSONResponse({"status": "ok", "service": request.app.state.service_name,
-                         "database": "ok"})
+    return JSONResponse(
+        {"status": "ok", "service": request.app.state.service_name, "database": "ok"}
+    )

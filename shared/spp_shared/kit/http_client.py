@@ -86,8 +86,12 @@ class ServiceClient:
                 response = await self._client.request(
                     method, path, json=json, params=params, headers=headers
                 )
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadTimeout,
-                    httpx.RemoteProtocolError) as exc:
+            except (
+                httpx.ConnectError,
+                httpx.ConnectTimeout,
+                httpx.ReadTimeout,
+                httpx.RemoteProtocolError,
+            ) as exc:
                 last = exc
             else:
                 if response.status_code in (502, 503, 504) and attempt + 1 < attempts:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy.ext.asyncio import AsyncSession
 
 
 def alembic_config(migrations_dir: Path, database_url: str) -> Config:
@@ -23,3 +26,26 @@ def upgrade(migrations_dir: Path, database_url: str, revision: str = "head") -> 
 
 def downgrade(migrations_dir: Path, database_url: str, revision: str = "base") -> None:
     command.downgrade(alembic_config(migrations_dir, database_url), revision)
+
+
+def migrate_and_seed(
+    migrations_dir: Path,
+    database_url: str,
+    seed: Callable[[AsyncSession], Awaitable[object]] | None = None,
+) -> None:
+    """Apply the service's migrations, then load its reference data (idempotent)."""
+    upgrade(migrations_dir, database_url)
+    if seed is None:
+        return
+
+    async def run_seed() -> None:
+        from spp_shared.kit.db import Database
+
+        db = Database(database_url)
+        try:
+            async with db.sessionmaker() as session, session.begin():
+                await seed(session)
+        finally:
+            await db.dispose()
+
+    asyncio.run(run_seed())

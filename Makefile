@@ -1,0 +1,53 @@
+# Services Publics+ backend. `make help` lists the targets.
+# A fresh machine needs only python3 (3.11+) with pip: the targets build .venv themselves.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV := $(BIN)/uv
+SYNC_STAMP := $(VENV)/.synced
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test test-pg lint fmt migrate bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(UV):
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check uv
+
+$(SYNC_STAMP): $(UV) pyproject.toml shared/pyproject.toml gateway/pyproject.toml services/*/pyproject.toml $(wildcard uv.lock)
+	$(UV) sync --all-packages --inexact --python $(BIN)/python
+	@touch $@
+
+install: $(SYNC_STAMP) ## Create .venv and install the workspace (done by the other targets)
+
+run: $(SYNC_STAMP) ## Start gateway :8000 and the four services on SQLite, with demo data
+	$(BIN)/python deploy/local/run.py
+
+test: $(SYNC_STAMP) ## Run the whole suite (SQLite; PostgreSQL too when SPP_TEST_DATABASE_URL is set)
+	$(BIN)/pytest
+
+test-pg: $(SYNC_STAMP) ## Run the whole suite on the local PostgreSQL
+	SPP_TEST_DATABASE_URL=$${SPP_TEST_DATABASE_URL:-postgresql+asyncpg://root@127.0.0.1:5432/test} $(BIN)/pytest
+
+lint: $(SYNC_STAMP) ## ruff, mypy and the import rules between packages
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy shared/spp_shared gateway/spp_gateway services/sites/spp_sites services/feedback/spp_feedback services/indicators/spp_indicators services/labelling/spp_labelling
+	$(BIN)/lint-imports
+
+fmt: $(SYNC_STAMP) ## Format and fix what ruff can
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+migrate: $(SYNC_STAMP) ## Apply every service's migrations and reference data
+	for s in sites feedback indicators labelling; do $(BIN)/python -m spp_$$s migrate || exit 1; done
+
+bench: $(SYNC_STAMP) ## Run the benchmarks (import, gateway); prints figures and ratios
+	$(BIN)/python bench/import_bench.py
+	$(BIN)/python bench/gateway_bench.py
+
+clean: ## Remove the local databases and logs (.var)
+	rm -rf .var

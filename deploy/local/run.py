@@ -1,0 +1,127 @@
+"""`make run`: the whole platform on one machine, on its embedded default (SQLite).
+
+Migrates each service, loads reference and demo data, starts the four
+services (:8001-:8004) and the gateway (:8000), and stops them all on Ctrl-C.
+Runs with the workspace's interpreter; imports no service (it starts them as
+processes, like production would).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+VAR = ROOT / ".var"
+SERVICES = {"sites": 8001, "feedback": 8002, "indicators": 8003, "labelling": 8004}
+GATEWAY_PORT = 8000
+
+
+def service_env() -> dict[str, str]:
+    env = dict(os.environ)
+    for name in SERVICES:
+        env.setdefault(f"SPP_{name.upper()}_DATABASE_URL", f"sqlite+aiosqlite:///{VAR / name}.db")
+    for name, port in SERVICES.items():
+        env.setdefault(f"SPP_GATEWAY_{name.upper()}_URL", f"http://127.0.0.1:{port}")
+    env.setdefault("SPP_LOG_JSON", "true")
+    return env
+
+
+def wait_healthy(url: str, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:
+                if resp.status == 200:
+                    return True
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def main() -> int:
+    VAR.mkdir(exist_ok=True)
+    env = service_env()
+    token = env.get("SPP_BOOTSTRAP_TOKEN")
+    if not token:
+        token = "dev-" + secrets.token_urlsafe(24)
+        env["SPP_BOOTSTRAP_TOKEN"] = token
+    py = sys.executable
+
+    for name in SERVICES:
+        print(f"migrating {name}...", flush=True)
+        subprocess.run([py, "-m", f"spp_{name}", "migrate"], env=env, check=True, cwd=ROOT)
+    print("loading demo data (SP+ structures and France services)...", flush=True)
+    subprocess.run([py, "-m", "spp_sites", "seed-demo"], env=env, check=True, cwd=ROOT)
+
+    procs: list[subprocess.Popen[bytes]] = []
+    log_files = []
+    try:
+        for name, port in SERVICES.items():
+            log = (VAR / f"{name}.log").open("ab")
+            log_files.append(log)
+            procs.append(
+                subprocess.Popen(
+                    [py, "-m", f"spp_{name}", "serve", "--port", str(port)],
+                    env=env,
+                    cwd=ROOT,
+                    stdout=log,
+                    stderr=log,
+                )
+            )
+        log = (VAR / "gateway.log").open("ab")
+        log_files.append(log)
+        procs.append(
+            subprocess.Popen(
+                [py, "-m", "spp_gateway", "--port", str(GATEWAY_PORT)],
+                env=env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=log,
+            )
+        )
+        for name, port in [*SERVICES.items(), ("gateway", GATEWAY_PORT)]:
+            if not wait_healthy(f"http://127.0.0.1:{port}/healthz"):
+                print(f"{name} did not start; see .var/{name}.log", file=sys.stderr)
+                return 1
+        print(
+            "\nServices Publics+ is running.\n"
+            f"  API (gateway):   http://127.0.0.1:{GATEWAY_PORT}/v1/...\n"
+            f"  Interactive docs: http://127.0.0.1:{GATEWAY_PORT}/docs\n"
+            f"  Merged OpenAPI:  http://127.0.0.1:{GATEWAY_PORT}/openapi.json\n"
+            f"  Admin token (development only): {token}\n"
+            f"    export SPP_TOKEN={token}\n"
+            "  Logs: .var/*.log   Databases: .var/*.db\n"
+            "Press Ctrl-C to stop.",
+            flush=True,
+        )
+        while all(p.poll() is None for p in procs):
+            time.sleep(0.5)
+        print("a process stopped; see .var/*.log", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        for f in log_files:
+            f.close()
+        print("stopped.", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""``python -m spp_gateway [--host H] [--port P] [--workers N]``.
+
+uvloop and httptools, no ``Server`` banner, and no uvicorn access log: the
+request context middleware writes one structured line per request instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import uvicorn
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="spp_gateway", description="Run the SP+ gateway.")
+    parser.add_argument("--host", default=os.environ.get("SPP_GATEWAY_HOST", "127.0.0.1"))
+    parser.add_argument(
+        "--port", type=int, default=int(os.environ.get("SPP_GATEWAY_PORT", "8000"))
+    )
+    parser.add_argument(
+        "--workers", type=int, default=int(os.environ.get("SPP_GATEWAY_WORKERS", "1"))
+    )
+    args = parser.parse_args(argv)
+    uvicorn.run(
+        "spp_gateway.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        server_header=False,
+        date_header=True,
+        access_log=False,
+        log_level=os.environ.get("SPP_GATEWAY_LOG_LEVEL", "info").lower(),
+    )
+
+
+if __name__ == "__main__":
+    main()

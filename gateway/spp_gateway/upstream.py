@@ -1,0 +1,66 @@
+"""The one aiohttp session the gateway talks to every upstream through.
+
+aiohttp, not httpx, on the hot path: measured as a proxy transport, httpx's
+default pool is several times slower (docs/PERFORMANCE.md, encode/httpx#3215).
+The session is created in the app's lifespan and shared by every request.
+"""
+
+from __future__ import annotations
+
+import aiohttp
+
+from spp_gateway.settings import GatewaySettings
+
+# Headers aiohttp would otherwise add on its own: the gateway forwards the
+# client's own values (or nothing), so the upstream sees what the client sent.
+SKIP_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
+
+
+class UpstreamClient:
+    """Holds the shared session between lifespan start and shutdown."""
+
+    __slots__ = ("_session", "settings")
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.settings = settings
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("The gateway's upstream session is not open (lifespan not run).")
+        return self._session
+
+    async def open(self) -> None:
+        if self._session is not None:
+            return
+        s = self.settings
+        connector = aiohttp.TCPConnector(
+            limit=s.pool_size,
+            limit_per_host=s.pool_size_per_host,
+            keepalive_timeout=s.keepalive_timeout,
+            ttl_dns_cache=300,
+            enable_cleanup_closed=False,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            # sock_read bounds the wait for each read, not the whole exchange,
+            # so a long download that keeps flowing is never cut.
+            timeout=aiohttp.ClientTimeout(
+                total=None,
+                connect=s.pool_timeout + s.connect_timeout,
+                sock_connect=s.connect_timeout,
+                sock_read=s.read_timeout,
+            ),
+            auto_decompress=False,  # bytes pass through as the upstream sent them
+            cookie_jar=aiohttp.DummyCookieJar(),  # never keep one client's cookies
+            skip_auto_headers=SKIP_AUTO_HEADERS,
+            trust_env=False,
+            raise_for_status=False,
+            read_bufsize=2**16,
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

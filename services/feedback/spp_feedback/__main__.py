@@ -1,0 +1,3 @@
+from spp_feedback.cli import main
+
+main()

@@ -1,0 +1,3 @@
+from spp_indicators.cli import main
+
+main()

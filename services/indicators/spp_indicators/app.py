@@ -1,0 +1,21 @@
+"""The indicators service: catalogue, ingestion, publication, results, open data."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from spp_shared.kit.app import create_service_app
+
+from spp_indicators.routes import router
+from spp_indicators.settings import IndicatorsSettings
+
+
+def create_app(settings: IndicatorsSettings | None = None) -> FastAPI:
+    return create_service_app(
+        settings or IndicatorsSettings(),
+        title="SP+ indicators",
+        description=(
+            "The indicator catalogue tied to the eight commitments, bulk ingestion, "
+            "publication, results and open data."
+        ),
+        routers=[router],
+    )

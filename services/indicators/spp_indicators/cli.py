@@ -1,0 +1,27 @@
+"""Command line of the indicators service: ``python -m spp_indicators {serve,migrate}``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from spp_shared.kit.cli import serve_main
+from spp_shared.kit.migrations import migrate_and_seed
+
+from spp_indicators.seed import seed_commitments
+from spp_indicators.settings import IndicatorsSettings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def migrate() -> None:
+    migrate_and_seed(MIGRATIONS, IndicatorsSettings().database_url, seed_commitments)
+
+
+def main(argv: list[str] | None = None) -> None:
+    serve_main(
+        "spp_indicators",
+        "spp_indicators.app:create_app",
+        default_port=8003,
+        migrate=migrate,
+        argv=argv,
+    )

@@ -1,0 +1,3 @@
+from spp_labelling.cli import main
+
+main()

@@ -1,0 +1,26 @@
+"""Command line of the labelling service: ``python -m spp_labelling {serve,migrate}``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from spp_shared.kit.cli import serve_main
+from spp_shared.kit.migrations import migrate_and_seed
+
+from spp_labelling.settings import LabellingSettings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def migrate() -> None:
+    migrate_and_seed(MIGRATIONS, LabellingSettings().database_url)
+
+
+def main(argv: list[str] | None = None) -> None:
+    serve_main(
+        "spp_labelling",
+        "spp_labelling.app:create_app",
+        default_port=8004,
+        migrate=migrate,
+        argv=argv,
+    )

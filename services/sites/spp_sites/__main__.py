@@ -1,0 +1,3 @@
+from spp_sites.cli import main
+
+main()

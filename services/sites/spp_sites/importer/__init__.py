@@ -1,0 +1,1 @@
+"""Streaming bulk import of sites (CSV, NDJSON, the programme's exports)."""

@@ -1,0 +1,4 @@
+from spp_shared.kit.alembic_env import run
+from spp_sites.models import Base
+
+run(Base.metadata)

@@ -1,0 +1,256 @@
+"""HTTP layer of the sites service: parse, call the use case, shape the answer."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request, Response, status
+from spp_shared.contracts.sites import (
+    ImportReport,
+    LookupRequest,
+    LookupResponse,
+    NetworkCreate,
+    NetworkOut,
+    NetworkPatch,
+    SiteClose,
+    SiteCreate,
+    SiteOut,
+    SitePatch,
+    SiteStatus,
+)
+from spp_shared.kit.db import SessionDep
+from spp_shared.kit.errors import ValidationProblem
+from spp_shared.kit.identity import PrincipalDep
+from spp_shared.kit.pagination import DEFAULT_LIMIT, Page
+
+from spp_sites import service
+from spp_sites.importer.http import run_import_request
+
+router = APIRouter(prefix="/v1")
+
+Limit = Annotated[int, Query(ge=1, le=500, description="Page size (1-500).")]
+Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page.")]
+IfMatch = Annotated[str | None, Header(description="The ETag you last read.")]
+IfNoneMatch = Annotated[str | None, Header()]
+
+
+def _not_modified(if_none_match: str | None, tag: str) -> bool:
+    if not if_none_match:
+        return False
+    tags = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
+    return "*" in tags or tag in tags
+
+
+# --- networks -----------------------------------------------------------------
+
+
+@router.get("/networks", tags=["networks"], summary="List networks")
+async def list_networks(
+    session: SessionDep,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+    kind: Annotated[str | None, Query(max_length=32)] = None,
+) -> Page[NetworkOut]:
+    return await service.list_networks(session, cursor=cursor, limit=limit, kind=kind)
+
+
+@router.get("/networks/{code}", tags=["networks"], summary="Get a network")
+async def get_network(
+    code: str, session: SessionDep, response: Response, if_none_match: IfNoneMatch = None
+) -> NetworkOut:
+    network = await service.get_network(session, code)
+    tag = service.etag(network.version)
+    if _not_modified(if_none_match, tag):
+        return Response(status_code=304, headers={"ETag": tag})  # type: ignore[return-value]
+    response.headers["ETag"] = tag
+    return service.network_out(network)
+
+
+@router.post(
+    "/networks", tags=["networks"], status_code=status.HTTP_201_CREATED, summary="Create a network"
+)
+async def create_network(
+    data: NetworkCreate, session: SessionDep, principal: PrincipalDep, response: Response
+) -> NetworkOut:
+    network = await service.create_network(session, principal, data)
+    response.headers["ETag"] = service.etag(network.version)
+    response.headers["Location"] = f"/v1/networks/{network.code}"
+    return service.network_out(network)
+
+
+@router.patch("/networks/{code}", tags=["networks"], summary="Change a network (If-Match)")
+async def patch_network(
+    code: str,
+    patch: NetworkPatch,
+    session: SessionDep,
+    principal: PrincipalDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> NetworkOut:
+    network = await service.patch_network(session, principal, code, patch, if_match)
+    response.headers["ETag"] = service.etag(network.version)
+    return service.network_out(network)
+
+
+# --- sites --------------------------------------------------------------------
+
+
+def _parse_near(near: str | None) -> tuple[float, float] | None:
+    if near is None:
+        return None
+    try:
+        lat_text, lon_text = near.split(",")
+        lat, lon = float(lat_text), float(lon_text)
+    except ValueError:
+        lat = lon = float("nan")
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise ValidationProblem(
+            "near must be 'lat,lon' in decimal degrees, e.g. near=48.85,2.35",
+            errors=[{"location": "query", "field": "near", "reason": "expected 'lat,lon'"}],
+        )
+    return lat, lon
+
+
+@router.get("/sites", tags=["sites"], summary="List and search sites")
+async def list_sites(
+    request: Request,
+    session: SessionDep,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+    network: Annotated[str | None, Query(max_length=64)] = None,
+    departement: Annotated[str | None, Query(pattern=r"^(\d{2}|2[AB]|97\d)$")] = None,
+    region: Annotated[str | None, Query(pattern=r"^\d{2}$")] = None,
+    commune: Annotated[str | None, Query(pattern=r"^(\d{5}|2[AB]\d{3})$")] = None,
+    status_: Annotated[SiteStatus | None, Query(alias="status")] = None,
+    kind: Annotated[str | None, Query(max_length=200)] = None,
+    siret: Annotated[str | None, Query(pattern=r"^\d{14}$")] = None,
+    q: Annotated[
+        str | None, Query(max_length=200, description="Words of the name or commune.")
+    ] = None,
+    near: Annotated[
+        str | None, Query(description="`lat,lon`: nearest first, within `radius_km`.")
+    ] = None,
+    radius_km: Annotated[float, Query(gt=0, le=200)] = 10.0,
+) -> Page[SiteOut]:
+    filters = service.make_filters(
+        network=network,
+        departement=departement,
+        region=region,
+        commune=commune,
+        status=status_,
+        kind=kind,
+        siret=siret,
+        q=q,
+    )
+    return await service.list_sites(
+        session,
+        filters,
+        cursor=cursor,
+        limit=limit,
+        near=_parse_near(near),
+        radius_km=radius_km,
+    )
+
+
+@router.post("/sites", tags=["sites"], status_code=status.HTTP_201_CREATED, summary="Create a site")
+async def create_site(
+    data: SiteCreate, session: SessionDep, principal: PrincipalDep, response: Response
+) -> SiteOut:
+    site = await service.create_site(session, principal, data)
+    response.headers["ETag"] = service.etag(site.version)
+    response.headers["Location"] = f"/v1/sites/{site.id}"
+    return service.site_out(site)
+
+
+@router.post(
+    "/sites/import",
+    tags=["sites"],
+    summary="Bulk import sites (CSV or NDJSON, streamed)",
+    response_model=ImportReport,
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "text/csv": {"schema": {"type": "string", "format": "binary"}},
+                "application/x-ndjson": {"schema": {"type": "string", "format": "binary"}},
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {"file": {"type": "string", "format": "binary"}},
+                    }
+                },
+            }
+        }
+    },
+)
+async def import_sites(
+    request: Request,
+    principal: PrincipalDep,
+    dry_run: Annotated[bool, Query(description="Validate only; write nothing.")] = False,
+    keep_valid: Annotated[
+        bool, Query(description="Write the valid rows even if some are rejected.")
+    ] = False,
+) -> Response:
+    report = await run_import_request(request, principal, dry_run=dry_run, keep_valid=keep_valid)
+    code = 200 if report.committed or report.dry_run or report.rejected == 0 else 422
+    return Response(report.model_dump_json(), status_code=code, media_type="application/json")
+
+
+@router.post("/sites/lookup", tags=["sites"], summary="Bulk look-up of sites (services)")
+async def lookup_sites(
+    data: LookupRequest, session: SessionDep, request: Request
+) -> LookupResponse:
+    return await service.lookup(session, data, request.app.state.settings.lookup_max_items)
+
+
+@router.get("/sites/{ref}", tags=["sites"], summary="Get a site by id, SP+ code or network:code")
+async def get_site(
+    ref: str, session: SessionDep, response: Response, if_none_match: IfNoneMatch = None
+) -> SiteOut:
+    site = await service.resolve_site(session, ref)
+    tag = service.etag(site.version)
+    if _not_modified(if_none_match, tag):
+        return Response(status_code=304, headers={"ETag": tag})  # type: ignore[return-value]
+    response.headers["ETag"] = tag
+    response.headers["Last-Modified"] = site.updated_at.strftime("%a, %d %b %Y %H:%M:%S GMT")
+    return service.site_out(site)
+
+
+@router.patch("/sites/{ref}", tags=["sites"], summary="Change a site (If-Match required)")
+async def patch_site(
+    ref: str,
+    patch: SitePatch,
+    session: SessionDep,
+    principal: PrincipalDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> SiteOut:
+    site = await service.patch_site(session, principal, ref, patch, if_match)
+    response.headers["ETag"] = service.etag(site.version)
+    return service.site_out(site)
+
+
+@router.post("/sites/{ref}/close", tags=["sites"], summary="Close a site (never deletes)")
+async def close_site(
+    ref: str,
+    data: SiteClose,
+    session: SessionDep,
+    principal: PrincipalDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> SiteOut:
+    site = await service.close_site(session, principal, ref, data, if_match)
+    response.headers["ETag"] = service.etag(site.version)
+    return service.site_out(site)
+
+
+@router.post("/sites/{ref}/reopen", tags=["sites"], summary="Reopen a closed site")
+async def reopen_site(
+    ref: str,
+    session: SessionDep,
+    principal: PrincipalDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> SiteOut:
+    site = await service.reopen_site(session, principal, ref, if_match)
+    response.headers["ETag"] = service.etag(site.version)
+    return service.site_out(site)

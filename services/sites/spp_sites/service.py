@@ -1,0 +1,487 @@
+"""Use cases of the site registry. Raises domain errors; never imports FastAPI."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from spp_shared.contracts.sites import (
+    AddressOut,
+    ContactOut,
+    CoordinatesOut,
+    LookupRequest,
+    LookupResponse,
+    NetworkCreate,
+    NetworkOut,
+    NetworkPatch,
+    SiteClose,
+    SiteCreate,
+    SiteOut,
+    SitePatch,
+    SiteRef,
+    SiteStatus,
+    SiteSummary,
+    StatusOut,
+)
+from spp_shared.contracts.types import haversine_km
+from spp_shared.kit.errors import PreconditionFailed, PreconditionRequired, ValidationProblem
+from spp_shared.kit.identity import Principal
+from spp_shared.kit.pagination import InvalidCursor, Page, decode_cursor, encode_cursor
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from spp_sites import repository as repo
+from spp_sites.errors import (
+    DuplicateNetwork,
+    DuplicateSite,
+    InvalidGeography,
+    NetworkNotFound,
+    SiteClosed,
+    SiteNotFound,
+    UnknownNetwork,
+)
+from spp_sites.geo import GeoReference
+from spp_sites.ids import looks_like_site_id, new_site_id
+from spp_sites.models import Network, Site
+from spp_sites.permissions import ensure_admin, ensure_can_manage_network
+from spp_sites.text import fold
+from spp_sites.values import CONTENT_FIELDS, finish, values_from_create, values_from_patch
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def check_if_match(if_match: str | None, version: int) -> None:
+    if if_match is None:
+        raise PreconditionRequired(
+            "Send If-Match with the ETag you last read, so concurrent edits are not lost."
+        )
+    tags = {t.strip().removeprefix("W/") for t in if_match.split(",")}
+    if "*" not in tags and etag(version) not in tags:
+        raise PreconditionFailed(
+            f"The resource changed since you read it (current ETag {etag(version)})."
+        )
+
+
+# --- networks -----------------------------------------------------------------
+
+
+def network_out(n: Network) -> NetworkOut:
+    return NetworkOut(
+        code=n.code,
+        name=n.name,
+        ministry=n.ministry,
+        kind=n.kind,
+        website=n.website,
+        results_level=n.results_level,
+        aliases=list(n.aliases or []),
+        created_at=n.created_at,
+        updated_at=n.updated_at,
+        version=n.version,
+    )
+
+
+async def list_networks(
+    session: AsyncSession, *, cursor: str | None, limit: int, kind: str | None
+) -> Page[NetworkOut]:
+    key = decode_cursor(cursor)
+    after = str(key[0]) if key else None
+    rows = await repo.list_networks(session, after=after, limit=limit + 1, kind=kind)
+    items = [network_out(n) for n in rows[:limit]]
+    next_cursor = encode_cursor([rows[limit - 1].code]) if len(rows) > limit else None
+    return Page[NetworkOut](items=items, next_cursor=next_cursor)
+
+
+async def get_network(session: AsyncSession, code: str) -> Network:
+    network = await repo.get_network(session, code)
+    if network is None:
+        raise NetworkNotFound(f"No network has the code '{code}'.")
+    return network
+
+
+async def create_network(
+    session: AsyncSession, principal: Principal, data: NetworkCreate
+) -> Network:
+    ensure_admin(principal)
+    if await repo.get_network(session, data.code) is not None:
+        raise DuplicateNetwork(f"The network '{data.code}' already exists.")
+    stamp = now()
+    network = Network(**data.model_dump(mode="json"), created_at=stamp, updated_at=stamp, version=1)
+    session.add(network)
+    await session.flush()
+    return network
+
+
+async def patch_network(
+    session: AsyncSession,
+    principal: Principal,
+    code: str,
+    patch: NetworkPatch,
+    if_match: str | None,
+) -> Network:
+    ensure_admin(principal)
+    network = await get_network(session, code)
+    check_if_match(if_match, network.version)
+    changes = patch.model_dump(mode="json", exclude_unset=True)
+    if "name" in changes and changes["name"] is None:
+        raise ValidationProblem("name cannot be null", errors=[{"field": "name", "reason": "null"}])
+    for key, value in changes.items():
+        setattr(network, key, value)
+    if changes:
+        network.updated_at = now()
+        network.version += 1
+    await session.flush()
+    return network
+
+
+# --- sites --------------------------------------------------------------------
+
+
+def site_out(s: Site, distance_km: float | None = None) -> SiteOut:
+    return SiteOut(
+        id=s.id,
+        network=s.network_code,
+        external_code=s.external_code,
+        sp_code=s.sp_code,
+        parent_sp_code=s.parent_sp_code,
+        parent_id=s.parent_id,
+        name=s.name,
+        kind=s.kind,
+        level=s.level,
+        siret=s.siret,
+        address=AddressOut(
+            line=s.address_line,
+            complement=s.address_complement,
+            postcode=s.postcode,
+            commune_code=s.commune_code,
+            commune_name=s.commune_name,
+            departement_code=s.departement_code,
+            region_code=s.region_code,
+            country=s.country,
+        ),
+        coordinates=(
+            CoordinatesOut(lat=s.latitude, lon=s.longitude)
+            if s.latitude is not None and s.longitude is not None
+            else None
+        ),
+        contact=ContactOut(
+            phone=s.phone, email=s.email, website=s.website, appointment_url=s.appointment_url
+        ),
+        opening_hours=s.opening_hours,
+        accessibility=s.accessibility,
+        status=StatusOut(
+            state=SiteStatus(s.status),
+            since=s.status_since,
+            reopens_on=s.reopens_on,
+            reason=s.status_reason,
+        ),
+        sp_member_since=s.sp_member_since,
+        created_at=s.created_at,
+        updated_at=s.updated_at,
+        version=s.version,
+        distance_km=round(distance_km, 3) if distance_km is not None else None,
+    )
+
+
+def summary(s: Site) -> SiteSummary:
+    return SiteSummary(
+        id=s.id,
+        network=s.network_code,
+        external_code=s.external_code,
+        sp_code=s.sp_code,
+        name=s.name,
+        status=SiteStatus(s.status),
+        commune_code=s.commune_code,
+        departement_code=s.departement_code,
+        region_code=s.region_code,
+    )
+
+
+def apply_geography(values: dict[str, Any]) -> list[str]:
+    """Fill département, région and commune name from the INSEE reference."""
+    if (values.get("country") or "France") != "France":
+        return []
+    geo = GeoReference.default()
+    try:
+        resolved = geo.resolve(
+            values.get("commune_code"), values.get("departement_code"), values.get("region_code")
+        )
+    except ValueError as exc:
+        raise InvalidGeography(str(exc), errors=[{"field": "address", "reason": str(exc)}]) from exc
+    values["commune_code"] = resolved.commune_code
+    values["departement_code"] = resolved.departement_code
+    values["region_code"] = resolved.region_code
+    if resolved.commune is not None and not values.get("commune_name"):
+        values["commune_name"] = resolved.commune.name
+    return list(resolved.warnings)
+
+
+async def resolve_site(session: AsyncSession, ref: str) -> Site:
+    """A site by our id, its SP+ structure code, or ``network:external_code``."""
+    site: Site | None = None
+    if looks_like_site_id(ref):
+        site = await repo.get_site(session, ref)
+    if site is None and ":" in ref:
+        network, _, external = ref.partition(":")
+        site = await repo.get_site_by_ref(session, network, external)
+    if site is None:
+        site = await repo.get_site_by_sp_code(session, ref)
+    if site is None:
+        raise SiteNotFound(f"No site is known as '{ref}'.")
+    return site
+
+
+async def _ensure_network(session: AsyncSession, code: str) -> None:
+    if await repo.get_network(session, code) is None:
+        raise UnknownNetwork(
+            f"The network '{code}' does not exist.",
+            errors=[{"field": "network", "reason": f"unknown network '{code}'"}],
+        )
+
+
+async def _ensure_unique(
+    session: AsyncSession, network: str, external_code: str, sp_code: str | None, own_id: str | None
+) -> None:
+    other = await repo.get_site_by_ref(session, network, external_code)
+    if other is not None and other.id != own_id:
+        raise DuplicateSite(
+            f"The network '{network}' already has a site with the code '{external_code}'.",
+            existing_id=other.id,
+        )
+    if sp_code:
+        other = await repo.get_site_by_sp_code(session, sp_code)
+        if other is not None and other.id != own_id:
+            raise DuplicateSite(
+                f"The SP+ code '{sp_code}' belongs to another site.", existing_id=other.id
+            )
+
+
+async def create_site(session: AsyncSession, principal: Principal, data: SiteCreate) -> Site:
+    ensure_can_manage_network(principal, data.network)
+    await _ensure_network(session, data.network)
+    await _ensure_unique(session, data.network, data.external_code, data.sp_code, None)
+    values = values_from_create(data)
+    apply_geography(values)
+    stamp = now()
+    site = Site(
+        id=new_site_id(),
+        **finish(values),
+        created_at=stamp,
+        updated_at=stamp,
+        version=1,
+    )
+    if data.parent_sp_code:
+        parent = await repo.get_site_by_sp_code(session, data.parent_sp_code)
+        site.parent_id = parent.id if parent else None
+    session.add(site)
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # a concurrent create won the race
+        raise DuplicateSite("A site with this code was created concurrently.") from exc
+    return site
+
+
+def _current_values(site: Site) -> dict[str, Any]:
+    return {f: getattr(site, f) for f in CONTENT_FIELDS}
+
+
+async def patch_site(
+    session: AsyncSession,
+    principal: Principal,
+    ref: str,
+    patch: SitePatch,
+    if_match: str | None,
+) -> Site:
+    site = await resolve_site(session, ref)
+    ensure_can_manage_network(principal, site.network_code)
+    check_if_match(if_match, site.version)
+    changes = values_from_patch(patch)
+    if not changes:
+        return site
+    if "network_code" in changes and changes["network_code"] != site.network_code:
+        # Moving a site is managing both networks: no mass assignment across networks.
+        ensure_can_manage_network(principal, changes["network_code"])
+        await _ensure_network(session, changes["network_code"])
+    values = _current_values(site) | changes
+    if {"commune_code", "departement_code", "region_code"} & changes.keys():
+        if "departement_code" not in changes and "commune_code" in changes:
+            values["departement_code"] = None
+        if "region_code" not in changes and "commune_code" in changes:
+            values["region_code"] = None
+        apply_geography(values)
+    await _ensure_unique(
+        session, values["network_code"], values["external_code"], values["sp_code"], site.id
+    )
+    finish(values)
+    if values["content_hash"] == site.content_hash:
+        return site
+    for key, value in values.items():
+        setattr(site, key, value)
+    if "parent_sp_code" in changes:
+        parent = (
+            await repo.get_site_by_sp_code(session, values["parent_sp_code"])
+            if values["parent_sp_code"]
+            else None
+        )
+        site.parent_id = parent.id if parent else None
+    site.updated_at = now()
+    site.version += 1
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise DuplicateSite("A site with this code was created concurrently.") from exc
+    return site
+
+
+async def close_site(
+    session: AsyncSession, principal: Principal, ref: str, data: SiteClose, if_match: str | None
+) -> Site:
+    site = await resolve_site(session, ref)
+    ensure_can_manage_network(principal, site.network_code)
+    if if_match is not None:
+        check_if_match(if_match, site.version)
+    if site.status == SiteStatus.closed.value:
+        raise SiteClosed(f"The site '{site.id}' is already closed.")
+    site.status = data.status
+    site.status_since = data.since or now().date()
+    site.reopens_on = data.reopens_on
+    site.status_reason = data.reason
+    site.updated_at = now()
+    site.version += 1
+    site.content_hash = None  # status is content: the next import re-states it
+    await session.flush()
+    return site
+
+
+async def reopen_site(
+    session: AsyncSession, principal: Principal, ref: str, if_match: str | None
+) -> Site:
+    site = await resolve_site(session, ref)
+    ensure_can_manage_network(principal, site.network_code)
+    if if_match is not None:
+        check_if_match(if_match, site.version)
+    if site.status == SiteStatus.open.value:
+        raise SiteClosed(f"The site '{site.id}' is already open.")
+    site.status = SiteStatus.open.value
+    site.status_since = now().date()
+    site.reopens_on = None
+    site.status_reason = None
+    site.updated_at = now()
+    site.version += 1
+    site.content_hash = None
+    await session.flush()
+    return site
+
+
+def bbox(lat: float, lon: float, radius_km: float) -> tuple[float, float, float, float]:
+    dlat = radius_km / 111.32
+    dlon = radius_km / (111.32 * max(math.cos(math.radians(lat)), 0.01))
+    return lat - dlat, lat + dlat, lon - dlon, lon + dlon
+
+
+async def list_sites(
+    session: AsyncSession,
+    filters: repo.SiteFilters,
+    *,
+    cursor: str | None,
+    limit: int,
+    near: tuple[float, float] | None = None,
+    radius_km: float = 10.0,
+) -> Page[SiteOut]:
+    key = decode_cursor(cursor)
+    if near is None:
+        after = str(key[0]) if key else None
+        rows = await repo.list_sites(session, filters, after=after, limit=limit + 1)
+        items = [site_out(s) for s in rows[:limit]]
+        next_cursor = encode_cursor([rows[limit - 1].id]) if len(rows) > limit else None
+        return Page[SiteOut](items=items, next_cursor=next_cursor)
+
+    # Nearest first: a bounding box in SQL (indexed), exact distance here.
+    lat, lon = near
+    box_filters = repo.SiteFilters(**{**filters.__dict__, "bbox": bbox(lat, lon, radius_km)})
+    candidates = await repo.sites_in_bbox(session, box_filters)
+    ranked = sorted(
+        (
+            (d, s.id, s)
+            for s in candidates
+            if s.latitude is not None
+            and s.longitude is not None
+            and (d := haversine_km(lat, lon, s.latitude, s.longitude)) <= radius_km
+        ),
+        key=lambda t: (t[0], t[1]),
+    )
+    if key:
+        try:
+            after_key = (float(key[0]), str(key[1]))
+        except (IndexError, TypeError, ValueError):
+            raise InvalidCursor("The cursor is not one this API issued.") from None
+        ranked = [t for t in ranked if (t[0], t[1]) > after_key]
+    page = ranked[:limit]
+    next_cursor = (
+        encode_cursor([page[-1][0], page[-1][1]]) if len(ranked) > limit and page else None
+    )
+    return Page[SiteOut](items=[site_out(s, d) for d, _, s in page], next_cursor=next_cursor)
+
+
+async def lookup(session: AsyncSession, request: LookupRequest, max_items: int) -> LookupResponse:
+    total = len(request.ids) + len(request.refs)
+    if total > max_items:
+        raise ValidationProblem(
+            f"At most {max_items} ids and refs per look-up; {total} were sent.",
+            errors=[{"field": "ids", "reason": f"too many items ({total} > {max_items})"}],
+        )
+    pairs = [(r.network, r.external_code) for r in request.refs]
+    rows = await repo.lookup_sites(session, request.ids, pairs)
+    by_id = {s.id: s for s in rows}
+    by_sp = {s.sp_code: s for s in rows if s.sp_code}
+    by_ref = {(s.network_code, s.external_code): s for s in rows}
+    found: dict[str, Site] = {}
+    missing_ids: list[str] = []
+    for ident in request.ids:
+        site = by_id.get(ident) or by_sp.get(ident)
+        if site is None:
+            missing_ids.append(ident)
+        else:
+            found[site.id] = site
+    missing_refs: list[SiteRef] = []
+    for ref in request.refs:
+        site = by_ref.get((ref.network, ref.external_code))
+        if site is None:
+            missing_refs.append(ref)
+        else:
+            found[site.id] = site
+    return LookupResponse(
+        found=[summary(s) for s in found.values()],
+        missing_ids=missing_ids,
+        missing_refs=missing_refs,
+    )
+
+
+def make_filters(
+    *,
+    network: str | None,
+    departement: str | None,
+    region: str | None,
+    commune: str | None,
+    status: SiteStatus | None,
+    kind: str | None,
+    siret: str | None,
+    q: str | None,
+) -> repo.SiteFilters:
+    words = tuple(w for w in fold(q).split() if w) if q else ()
+    return repo.SiteFilters(
+        network=network,
+        departement=departement,
+        region=region,
+        commune=commune,
+        status=status.value if status else None,
+        kind=kind,
+        siret=siret,
+        words=words[:8],
+    )

@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from pydantic_settings import SettingsConfigDict
+from spp_shared.kit.settings import ServiceSettings
+
+
+class SitesSettings(ServiceSettings):
+    """Settings of the sites service; environment prefix ``SPP_SITES_``."""
+
+    model_config = SettingsConfigDict(env_prefix="SPP_SITES_", extra="ignore")
+
+    service_name: str = "sites"
+    database_url: str = "sqlite+aiosqlite:///./.var/sites.db"
+    import_batch_size: int = 2000
+    import_max_bytes: int = 512 * 1024 * 1024
+    lookup_max_items: int = 10_000
+    near_max_radius_km: float = 200.0

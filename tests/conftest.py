@@ -1,0 +1,206 @@
+"""Fixtures shared by the whole suite.
+
+Every service test runs against a real database: a SQLite file by default,
+PostgreSQL when ``SPP_TEST_DATABASE_URL`` is set (for instance
+``postgresql+asyncpg://root@127.0.0.1:5432/test``). Each service gets its
+own database, migrated once per session with its real Alembic history;
+each test starts from empty tables plus the reference data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from spp_shared.kit.identity import Principal, PrincipalKind, Role, sign_assertion
+from spp_shared.kit.migrations import upgrade
+from spp_shared.kit.settings import DEV_ASSERTION_KEY
+from sqlalchemy import MetaData, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+
+PG_URL_ENV = "SPP_TEST_DATABASE_URL"
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def _pg_base_url() -> str | None:
+    return os.environ.get(PG_URL_ENV) or None
+
+
+async def _recreate_pg_database(base_url: str, name: str) -> str:
+    url = make_url(base_url)
+    conn = await asyncpg.connect(
+        host=url.host or "127.0.0.1",
+        port=url.port or 5432,
+        user=url.username,
+        password=url.password,
+        database=url.database or "postgres",
+    )
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+async def _drop_pg_database(url_text: str) -> None:
+    url = make_url(url_text)
+    conn = await asyncpg.connect(
+        host=url.host or "127.0.0.1",
+        port=url.port or 5432,
+        user=url.username,
+        password=url.password,
+        database="postgres",
+    )
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+def drop_database(url: str) -> None:
+    """Drop a PostgreSQL test database (SQLite files go with pytest's tmp dirs)."""
+    if make_url(url).get_backend_name() == "postgresql":
+        asyncio.run(_drop_pg_database(url))
+
+
+def service_database_url(service: str, tmp_dir: Path) -> str:
+    """A fresh, empty database for one service for this test session."""
+    base = _pg_base_url()
+    if base is None:
+        return f"sqlite+aiosqlite:///{tmp_dir / f'{service}.db'}"
+    name = f"{make_url(base).database or 'test'}_spp_{service}_{os.getpid()}"
+    return asyncio.run(_recreate_pg_database(base, name))
+
+
+@dataclass
+class ServiceDB:
+    url: str
+    metadata: MetaData
+    seed: Callable[[AsyncSession], Awaitable[Any]] | None = None
+
+    async def reset(self) -> None:
+        """Empty every table of the service, then load its reference data."""
+        engine = create_async_engine(self.url)
+        try:
+            async with engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    names = ", ".join(f'"{t.name}"' for t in self.metadata.sorted_tables)
+                    if names:
+                        await conn.execute(text(f"TRUNCATE {names} CASCADE"))
+                else:
+                    for table in reversed(self.metadata.sorted_tables):
+                        await conn.execute(table.delete())
+            if self.seed is not None:
+                async with AsyncSession(engine, expire_on_commit=False) as session:
+                    await self.seed(session)
+                    await session.commit()
+        finally:
+            await engine.dispose()
+
+
+def migrated_db(
+    service: str,
+    migrations: Path,
+    metadata: MetaData,
+    tmp_dir: Path,
+    seed: Callable[[AsyncSession], Awaitable[Any]] | None = None,
+) -> ServiceDB:
+    url = service_database_url(service, tmp_dir)
+    upgrade(migrations, url)
+    return ServiceDB(url=url, metadata=metadata, seed=seed)
+
+
+def assertion_headers(principal: Principal) -> dict[str, str]:
+    return {"x-spp-assertion": sign_assertion(principal, DEV_ASSERTION_KEY)}
+
+
+ADMIN = Principal(subject="test-admin", kind=PrincipalKind.bootstrap, roles=[Role.programme_admin])
+
+
+@pytest.fixture
+def admin_headers() -> dict[str, str]:
+    return assertion_headers(ADMIN)
+
+
+@pytest.fixture
+def manager_headers() -> Callable[[str], dict[str, str]]:
+    def make(network: str) -> dict[str, str]:
+        return assertion_headers(
+            Principal(
+                subject=f"key-{network}",
+                kind=PrincipalKind.api_key,
+                roles=[Role.network_manager],
+                network=network,
+            )
+        )
+
+    return make
+
+
+@asynccontextmanager
+async def serve_asgi(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield client
+
+
+# --- sites -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def sites_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceDB]:
+    from spp_sites.cli import MIGRATIONS
+    from spp_sites.models import Base
+    from spp_sites.seed import seed_networks
+
+    db = migrated_db(
+        "sites", MIGRATIONS, Base.metadata, tmp_path_factory.mktemp("sites"), seed_networks
+    )
+    yield db
+    drop_database(db.url)
+
+
+@pytest.fixture
+async def sites_app(sites_db: ServiceDB) -> FastAPI:
+    from spp_sites.app import create_app
+    from spp_sites.settings import SitesSettings
+
+    await sites_db.reset()
+    return create_app(SitesSettings(database_url=sites_db.url, log_json=True, access_log=False))
+
+
+@pytest.fixture
+async def sites_client(sites_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with serve_asgi(sites_app) as client:
+        yield client
+
+
+@pytest.fixture
+def fresh_database_url(tmp_path: Path) -> Iterator[Callable[[str], str]]:
+    """Factory: an empty database (SQLite file or PostgreSQL database) for a name."""
+    made: list[str] = []
+
+    def make(name: str) -> str:
+        made.append(service_database_url(f"scratch_{name}", tmp_path))
+        return made[-1]
+
+    yield make
+    for url in made:
+        drop_database(url)

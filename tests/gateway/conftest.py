@@ -1,0 +1,236 @@
+"""Real servers for the gateway tests: uvicorn in background threads.
+
+:class:`ServedApp` runs any ASGI app under uvicorn on a free 127.0.0.1 port
+(the socket is bound before the server starts, so there is no port race)
+and stops it on teardown. The upstreams are small FastAPI apps that echo
+what reached them, so tests assert on what the gateway actually forwarded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import socket
+import threading
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel
+from starlette.types import ASGIApp
+
+from spp_gateway import GatewaySettings, create_app
+
+BOOTSTRAP_TOKEN = "test-bootstrap-token-0123456789"
+SERVICES = ("sites", "feedback", "indicators", "labelling")
+CHUNK = 64 * 1024
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+class ServedApp:
+    """An ASGI app served by uvicorn in a daemon thread, on its own port."""
+
+    def __init__(self, app: ASGIApp, **config: Any) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port: int = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        options: dict[str, Any] = {
+            "log_level": "warning",
+            "lifespan": "on",
+            "server_header": True,
+            "access_log": False,
+        }
+        options.update(config)
+        self.server = uvicorn.Server(uvicorn.Config(app, **options))
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
+        )
+
+    def start(self, timeout: float = 10.0) -> ServedApp:
+        self.thread.start()
+        for _ in range(int(timeout / 0.01)):
+            if self.server.started:
+                return self
+            if not self.thread.is_alive():
+                break
+            threading.Event().wait(0.01)
+        raise RuntimeError("uvicorn did not start")
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.sock.close()
+
+
+def dead_url() -> str:
+    """A 127.0.0.1 URL where nothing listens: connections are refused."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def pattern_chunk(index: int) -> bytes:
+    """Deterministic 64 KiB chunk ``index`` of a generated large body."""
+    return hashlib.sha256(str(index).encode()).digest() * (CHUNK // 32)
+
+
+def pattern_sha256(size: int) -> str:
+    digest = hashlib.sha256()
+    for i in range(size // CHUNK):
+        digest.update(pattern_chunk(i))
+    return digest.hexdigest()
+
+
+# --- upstream apps -------------------------------------------------------------
+
+
+class SitesSite(BaseModel):
+    id: str
+    name: str
+
+
+class FeedbackSite(BaseModel):
+    id: str
+    label: str
+    network: str
+
+
+class Problem(BaseModel):
+    type: str
+    title: str
+    status: int
+
+
+def make_upstream(service: str) -> FastAPI:
+    app = FastAPI(title=f"spp {service}")
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    if service == "sites":
+
+        @app.get("/v1/sites/{site_id}", operation_id="get_site", tags=["sites"])
+        async def get_site(site_id: str) -> SitesSite:
+            return SitesSite(id=site_id, name="CAF Lyon")
+
+        @app.get("/v1/networks", operation_id="list", tags=["networks"])
+        async def list_networks() -> list[Problem]:
+            return []
+
+    if service == "feedback":
+
+        @app.get("/v1/experiences/{exp_id}/site", operation_id="get_experience_site")
+        async def experience_site(exp_id: str) -> FeedbackSite:
+            return FeedbackSite(id=exp_id, label="x", network="caf")
+
+        @app.get("/v1/ratings", operation_id="list", tags=["ratings"])
+        async def list_ratings() -> list[Problem]:
+            return []
+
+    prefix = {
+        "sites": "/v1/sites",
+        "feedback": "/v1/experiences",
+        "indicators": "/v1/indicators",
+        "labelling": "/v1/labels",
+    }[service]
+
+    @app.get(prefix + "/test/slow", include_in_schema=False)
+    async def slow() -> dict[str, str]:
+        await asyncio.sleep(3)
+        return {"status": "late"}
+
+    @app.get(prefix + "/test/hop", include_in_schema=False)
+    async def hop() -> Response:
+        return Response(
+            b"hop",
+            headers={
+                "Connection": "X-Private, keep-alive",
+                "X-Private": "secret",
+                "Keep-Alive": "timeout=5",
+                "Proxy-Authenticate": "Basic",
+                "X-Kept": "yes",
+            },
+        )
+
+    @app.get(prefix + "/test/download", include_in_schema=False)
+    async def download(size: int) -> StreamingResponse:
+        async def chunks() -> AsyncIterator[bytes]:
+            for i in range(size // CHUNK):
+                yield pattern_chunk(i)
+
+        return StreamingResponse(chunks(), media_type="application/octet-stream")
+
+    @app.api_route(
+        "/{path:path}",
+        methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+        include_in_schema=False,
+    )
+    async def echo(request: Request, path: str) -> JSONResponse:
+        digest = hashlib.sha256()
+        size = 0
+        async for chunk in request.stream():
+            digest.update(chunk)
+            size += len(chunk)
+        return JSONResponse(
+            {
+                "service": service,
+                "method": request.method,
+                "path": request.url.path,
+                "query": request.url.query,
+                "headers": [[k, v] for k, v in request.headers.items()],
+                "body_size": size,
+                "body_sha256": digest.hexdigest(),
+            }
+        )
+
+    return app
+
+
+@pytest.fixture(scope="session")
+def upstreams() -> Iterator[dict[str, ServedApp]]:
+    served = {name: ServedApp(make_upstream(name)).start() for name in SERVICES}
+    yield served
+    for app in served.values():
+        app.stop()
+
+
+def gateway_settings(urls: dict[str, str], **overrides: Any) -> GatewaySettings:
+    values: dict[str, Any] = {
+        "sites_url": urls["sites"],
+        "feedback_url": urls["feedback"],
+        "indicators_url": urls["indicators"],
+        "labelling_url": urls["labelling"],
+        "bootstrap_token": BOOTSTRAP_TOKEN,
+        "connect_timeout": 1.0,
+        "read_timeout": 1.0,
+        "readiness_timeout": 1.0,
+        "log_json": True,
+    }
+    values.update(overrides)
+    return GatewaySettings(**values)
+
+
+def serve_gateway(settings: GatewaySettings) -> ServedApp:
+    return ServedApp(create_app(settings), server_header=False).start()
+
+
+@pytest.fixture(scope="session")
+def gateway(upstreams: dict[str, ServedApp]) -> Iterator[ServedApp]:
+    served = serve_gateway(gateway_settings({n: u.url for n, u in upstreams.items()}))
+    yield served
+    served.stop()

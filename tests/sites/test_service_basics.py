@@ -1,0 +1,56 @@
+"""What every service answers the same way: errors, health, metrics, request ids."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_unknown_route_and_method_are_problems(sites_client: httpx.AsyncClient) -> None:
+    resp = await sites_client.get("/v1/nothing-here")
+    assert resp.status_code == 404
+    assert resp.headers["content-type"] == "application/problem+json"
+    assert "/v1/nothing-here" in resp.json()["detail"]
+    method = await sites_client.delete("/v1/networks")
+    assert method.status_code == 405
+    assert method.headers["content-type"] == "application/problem+json"
+
+
+async def test_malformed_json_is_a_422_problem(
+    sites_client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    resp = await sites_client.post(
+        "/v1/sites",
+        content=b'{"network": "caf",',
+        headers=admin_headers | {"content-type": "application/json"},
+    )
+    assert resp.status_code == 422
+    assert resp.headers["content-type"] == "application/problem+json"
+
+
+async def test_forged_assertion_is_refused(sites_client: httpx.AsyncClient) -> None:
+    resp = await sites_client.post(
+        "/v1/networks", json={"code": "x1", "name": "X"}, headers={"x-spp-assertion": "e30.e30.x"}
+    )
+    assert resp.status_code == 401
+    assert resp.json()["type"].endswith("/invalid-assertion")
+
+
+async def test_request_id_is_echoed_or_made(sites_client: httpx.AsyncClient) -> None:
+    given = await sites_client.get("/healthz", headers={"x-request-id": "abc-123"})
+    assert given.headers["x-request-id"] == "abc-123"
+    made = await sites_client.get("/healthz")
+    assert len(made.headers["x-request-id"]) == 32
+
+
+async def test_health_ready_metrics(sites_client: httpx.AsyncClient) -> None:
+    assert (await sites_client.get("/healthz")).json()["status"] == "ok"
+    ready = await sites_client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["database"] == "ok"
+    await sites_client.get("/v1/networks")
+    metrics = await sites_client.get("/metrics")
+    assert 'route="/v1/networks"' in metrics.text
+    assert "spp_http_requests_total" in metrics.text
