@@ -94,15 +94,19 @@ def pattern_sha256(size: int) -> str:
 # --- upstream apps -------------------------------------------------------------
 
 
-class SitesSite(BaseModel):
-    id: str
-    name: str
+class SitesModels:
+    class Site(BaseModel):
+        id: str
+        name: str
 
 
-class FeedbackSite(BaseModel):
-    id: str
-    label: str
-    network: str
+class FeedbackModels:
+    # Same schema name as the sites service's, different shape: a clash the
+    # merged OpenAPI must resolve.
+    class Site(BaseModel):
+        id: str
+        label: str
+        network: str
 
 
 class Problem(BaseModel):
@@ -125,8 +129,8 @@ def make_upstream(service: str) -> FastAPI:
     if service == "sites":
 
         @app.get("/v1/sites/{site_id}", operation_id="get_site", tags=["sites"])
-        async def get_site(site_id: str) -> SitesSite:
-            return SitesSite(id=site_id, name="CAF Lyon")
+        async def get_site(site_id: str) -> SitesModels.Site:
+            return SitesModels.Site(id=site_id, name="CAF Lyon")
 
         @app.get("/v1/networks", operation_id="list", tags=["networks"])
         async def list_networks() -> list[Problem]:
@@ -135,8 +139,8 @@ def make_upstream(service: str) -> FastAPI:
     if service == "feedback":
 
         @app.get("/v1/experiences/{exp_id}/site", operation_id="get_experience_site")
-        async def experience_site(exp_id: str) -> FeedbackSite:
-            return FeedbackSite(id=exp_id, label="x", network="caf")
+        async def experience_site(exp_id: str) -> FeedbackModels.Site:
+            return FeedbackModels.Site(id=exp_id, label="x", network="caf")
 
         @app.get("/v1/ratings", operation_id="list", tags=["ratings"])
         async def list_ratings() -> list[Problem]:

@@ -6,7 +6,7 @@ Every value type exists twice:
   ``ValueError`` with a short English reason (shown verbatim in API errors).
   These are cheap (precompiled regexes, small caches, no pydantic) because
   the bulk importer runs them on 100k rows;
-* a pydantic v2 type ``Annotated[str, BeforeValidator(normalize_xxx), Field(...)]``
+* a pydantic v2 type ``Annotated[str, Field(...), BeforeValidator(normalize_xxx)]``
   so API models accept the same loose input, store the canonical form and
   publish a plain ``string`` JSON schema with the canonical pattern.
 
@@ -143,13 +143,13 @@ def normalize_siren(s: str) -> str:
 
 Siret = Annotated[
     str,
-    BeforeValidator(_lenient(normalize_siret)),
     Field(pattern=r"^\d{14}$", examples=["13002526500013"], description="SIRET (14 digits)"),
+    BeforeValidator(_lenient(normalize_siret)),
 ]
 Siren = Annotated[
     str,
-    BeforeValidator(_lenient(normalize_siren)),
     Field(pattern=r"^\d{9}$", examples=["130025265"], description="SIREN (9 digits)"),
+    BeforeValidator(_lenient(normalize_siren)),
 ]
 
 # --------------------------------------------------------------------------
@@ -200,12 +200,12 @@ def normalize_commune_code(s: str) -> str:
 
 InseeCommuneCode = Annotated[
     str,
-    BeforeValidator(_lenient(normalize_commune_code)),
     Field(
         pattern=r"^(?:\d{2}|2[AB])\d{3}$",
         examples=["53130", "2A004", "97411"],
         description="INSEE commune code (COG)",
     ),
+    BeforeValidator(_lenient(normalize_commune_code)),
 ]
 
 # Municipal arrondissements (COG type ARM): Paris 75101-75120 (parent 75056),
@@ -263,12 +263,12 @@ def normalize_arrondissement_code(s: str) -> str:
 
 InseeArrondissementCode = Annotated[
     str,
-    BeforeValidator(_lenient(normalize_arrondissement_code)),
     Field(
         pattern=r"^(?:\d{2}|2[AB])\d{3}$",
         examples=["13202", "75113", "53130"],
         description="INSEE municipal arrondissement (ARM) code, else the commune code",
     ),
+    BeforeValidator(_lenient(normalize_arrondissement_code)),
 ]
 
 _DEPARTEMENT_PREFIX_RE: Final = re.compile(r"^dep", re.IGNORECASE)
@@ -314,17 +314,17 @@ def normalize_region_code(s: str) -> str:
 
 DepartementCode = Annotated[
     str,
-    BeforeValidator(_lenient(normalize_departement_code)),
     Field(
         pattern=r"^(?:\d{2}|2[AB]|9[78]\d)$",
         examples=["53", "2A", "974"],
         description="INSEE département code (COG)",
     ),
+    BeforeValidator(_lenient(normalize_departement_code)),
 ]
 RegionCode = Annotated[
     str,
-    BeforeValidator(_lenient(normalize_region_code)),
     Field(pattern=r"^\d{2}$", examples=["52", "11", "04"], description="INSEE région code"),
+    BeforeValidator(_lenient(normalize_region_code)),
 ]
 
 # --------------------------------------------------------------------------
@@ -347,8 +347,8 @@ def normalize_postcode(s: str) -> str:
 
 Postcode = Annotated[
     str,
-    BeforeValidator(_lenient(normalize_postcode)),
     Field(pattern=r"^\d{5}$", examples=["53000", "04000", "97400"], description="French postcode"),
+    BeforeValidator(_lenient(normalize_postcode)),
 ]
 
 # --------------------------------------------------------------------------
@@ -393,12 +393,12 @@ def normalize_phone(s: str) -> str:
 
 FrenchPhone = Annotated[
     str,
-    BeforeValidator(_lenient(normalize_phone)),
     Field(
         pattern=r"^\+[1-9]\d{5,14}$",
         examples=["+33450568749", "+262262378039"],
         description="French phone number, E.164",
     ),
+    BeforeValidator(_lenient(normalize_phone)),
 ]
 
 # --------------------------------------------------------------------------
@@ -407,7 +407,7 @@ FrenchPhone = Annotated[
 
 # (name, lat_min, lat_max, lon_min, lon_max): generous bounding boxes.
 _FRANCE_BOXES: Final[tuple[tuple[str, float, float, float, float], ...]] = (
-    ("France métropolitaine", 41.0, 51.6, -5.9, 10.0),
+    ("France métropolitaine", 41.2, 51.2, -5.9, 10.0),
     ("Guadeloupe", 15.7, 16.7, -62.0, -60.8),
     ("Saint-Barthélemy et Saint-Martin", 17.7, 18.3, -63.3, -62.6),
     ("Martinique", 14.3, 15.0, -61.3, -60.7),
@@ -519,12 +519,12 @@ def period_bounds(p: str) -> tuple[date, date]:
 
 Period = Annotated[
     str,
-    BeforeValidator(_lenient(normalize_period)),
     Field(
         pattern=r"^\d{4}(?:-Q[1-4]|-(?:0[1-9]|1[0-2]))?$",
         examples=["2024", "2024-Q1", "2024-03"],
         description="Period: a year, a quarter or a month",
     ),
+    BeforeValidator(_lenient(normalize_period)),
 ]
 
 # --------------------------------------------------------------------------
@@ -601,7 +601,6 @@ def slugify_network(name: str) -> str:
 
 NetworkCode = Annotated[
     str,
-    BeforeValidator(_lenient(normalize_network_code)),
     Field(
         min_length=2,
         max_length=NETWORK_CODE_MAX,
@@ -609,6 +608,7 @@ NetworkCode = Annotated[
         examples=["caf", "france-travail", "police-nationale"],
         description="Network code (slug)",
     ),
+    BeforeValidator(_lenient(normalize_network_code)),
 ]
 
 # --------------------------------------------------------------------------
@@ -653,8 +653,8 @@ def normalize_email(s: str) -> str:
 
 Email = Annotated[
     str,
-    BeforeValidator(_lenient(normalize_email)),
     Field(max_length=254, examples=["franceservices@ccpb01.fr"], description="E-mail address"),
+    BeforeValidator(_lenient(normalize_email)),
 ]
 
 _HOST_LIKE_RE: Final = re.compile(
@@ -703,13 +703,13 @@ def normalize_url(s: str) -> str:
 
 HttpUrl = Annotated[
     str,
-    BeforeValidator(_lenient(normalize_url)),
     Field(
         max_length=2048,
         pattern=r"^https?://",
         examples=["https://www.caf.fr"],
         description="http(s) URL",
     ),
+    BeforeValidator(_lenient(normalize_url)),
 ]
 
 # --------------------------------------------------------------------------

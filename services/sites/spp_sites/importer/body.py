@@ -1,0 +1,140 @@
+"""The request body, streamed to a temporary file (bounded memory, size limit)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from fastapi import Request
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from spp_shared.kit.errors import PayloadTooLarge, ValidationProblem
+from spp_sites.importer.formats import Container, container_of, part_container
+
+
+@dataclass
+class Upload:
+    path: Path
+    container: Container
+
+
+def _spool() -> IO[bytes]:
+    return tempfile.NamedTemporaryFile(prefix="spp-import-", suffix=".upload", delete=False)
+
+
+def _too_large(max_bytes: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"The file is larger than the limit of {max_bytes} bytes.")
+
+
+class _FilePart:
+    """Callbacks of python-multipart's streaming parser: keeps the ``file`` part only."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self.out = out
+        self.found = False
+        self.done = False
+        self.head = b""
+        self.content_type: str | None = None
+        self.filename: str | None = None
+        self._in_file = False
+        self._field = b""
+        self._value = b""
+        self._headers: dict[bytes, bytes] = {}
+
+    def callbacks(self) -> dict[str, object]:
+        return {
+            "on_part_begin": self.on_part_begin,
+            "on_header_field": self.on_header_field,
+            "on_header_value": self.on_header_value,
+            "on_header_end": self.on_header_end,
+            "on_headers_finished": self.on_headers_finished,
+            "on_part_data": self.on_part_data,
+            "on_part_end": self.on_part_end,
+        }
+
+    def on_part_begin(self) -> None:
+        self._headers = {}
+        self._field = self._value = b""
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._field += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._value += data[start:end]
+
+    def on_header_end(self) -> None:
+        self._headers[self._field.lower()] = self._value
+        self._field = self._value = b""
+
+    def on_headers_finished(self) -> None:
+        _, params = parse_options_header(self._headers.get(b"content-disposition", b""))
+        name = params.get(b"name", b"")
+        self._in_file = name == b"file" and not self.found
+        if self._in_file:
+            self.found = True
+            ctype = self._headers.get(b"content-type")
+            self.content_type = ctype.decode("latin-1") if ctype else None
+            filename = params.get(b"filename")
+            self.filename = filename.decode("utf-8", "replace") if filename else None
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._in_file:
+            chunk = data[start:end]
+            if len(self.head) < 64:
+                self.head += chunk[:64]
+            self.out.write(chunk)
+
+    def on_part_end(self) -> None:
+        if self._in_file:
+            self.done = True
+        self._in_file = False
+
+
+@asynccontextmanager
+async def spooled_body(request: Request, max_bytes: int) -> AsyncIterator[Upload]:
+    """Stream the body (or its ``file`` part) to disk; delete it afterwards."""
+    container = container_of(request.headers.get("content-type"))
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > max_bytes:
+        raise _too_large(max_bytes)
+    out = _spool()
+    path = Path(out.name)
+    try:
+        with out:
+            parser: MultipartParser | None = None
+            part: _FilePart | None = None
+            if container is Container.multipart:
+                _, params = parse_options_header(request.headers.get("content-type", ""))
+                boundary = params.get(b"boundary")
+                if not boundary:
+                    raise ValidationProblem(
+                        "The multipart body has no boundary.",
+                        errors=[{"field": "file", "reason": "missing multipart boundary"}],
+                    )
+                part = _FilePart(out)
+                parser = MultipartParser(boundary, part.callbacks())  # type: ignore[arg-type]
+            received = 0
+            async for chunk in request.stream():
+                received += len(chunk)
+                if received > max_bytes:
+                    raise _too_large(max_bytes)
+                if parser is not None:
+                    parser.write(chunk)
+                else:
+                    out.write(chunk)
+            if parser is not None and part is not None:
+                parser.finalize()
+                if not part.found:
+                    raise ValidationProblem(
+                        "The multipart body has no part named 'file'.",
+                        errors=[{"field": "file", "reason": "missing"}],
+                    )
+                container = part_container(part.content_type, part.filename, part.head)
+        yield Upload(path=path, container=container)
+    finally:
+        os.unlink(path)

@@ -1,0 +1,141 @@
+"""Cheap checks of single values, shared by the row mappers.
+
+Plain functions (no pydantic per row): each returns the canonical value or
+raises :class:`RowError` naming the field, so a rejected row says what to fix.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from datetime import date
+from typing import Any, Final
+
+from spp_shared.contracts.types import WEEKDAYS, check_coordinates, parse_day_hours
+from spp_sites.models import Site
+
+
+class RowError(Exception):
+    """A row cannot be imported: ``field`` (API name) and a reason."""
+
+    def __init__(self, field: str | None, reason: str) -> None:
+        super().__init__(reason)
+        self.field = field
+        self.reason = reason
+
+
+MAX_LENGTHS: Final[Mapping[str, int]] = {
+    c.name: c.type.length  # type: ignore[attr-defined]
+    for c in Site.__table__.columns
+    if getattr(c.type, "length", None)
+}
+# API field names of the columns whose name differs.
+FIELD_NAMES: Final[Mapping[str, str]] = {"network_code": "network"}
+
+CODE_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,31}")
+LEVELS: Final = frozenset({"national", "region", "departement", "site"})
+STATUSES: Final = frozenset({"open", "temporarily_closed", "closed"})
+FRANCE: Final = "France"
+
+
+def api_field(column: str) -> str:
+    return FIELD_NAMES.get(column, column)
+
+
+def text(value: Any, column: str) -> str | None:
+    """Stripped text, ``None`` when empty; too long is an error."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise RowError(api_field(column), "must be a string")
+    s = str(value).strip()
+    if not s:
+        return None
+    limit = MAX_LENGTHS.get(column)
+    if limit is not None and len(s) > limit:
+        raise RowError(api_field(column), f"longer than {limit} characters")
+    return s
+
+
+def checked(column: str, fn: Callable[[str], Any], value: str) -> Any:
+    try:
+        return fn(value)
+    except ValueError as exc:
+        raise RowError(api_field(column), str(exc)) from None
+
+
+def sp_code(value: str, column: str) -> str:
+    if not CODE_RE.fullmatch(value):
+        raise RowError(api_field(column), "SP+ code must be 1-32 letters, digits or dashes")
+    return value
+
+
+def external_code(value: str) -> str:
+    if any(c.isspace() for c in value):
+        raise RowError("external_code", "must not contain spaces")
+    return value
+
+
+def level(value: str) -> str:
+    if value not in LEVELS:
+        raise RowError("level", f"must be one of {', '.join(sorted(LEVELS))}")
+    return value
+
+
+def status(value: str) -> str:
+    if value not in STATUSES:
+        raise RowError("status", f"must be one of {', '.join(sorted(STATUSES))}")
+    return value
+
+
+def iso_date(value: str, column: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise RowError(api_field(column), "must be a date YYYY-MM-DD") from None
+
+
+def number(value: Any, column: str) -> float:
+    if isinstance(value, bool):
+        raise RowError(column, "must be a number")
+    try:
+        return float(str(value).replace(",", ".")) if isinstance(value, str) else float(value)
+    except (TypeError, ValueError):
+        raise RowError(column, "must be a number") from None
+
+
+def coordinates(lat: Any, lon: Any, *, in_france: bool) -> tuple[float | None, float | None]:
+    if lat in (None, "") and lon in (None, ""):
+        return None, None
+    if lat in (None, "") or lon in (None, ""):
+        raise RowError("latitude" if lat in (None, "") else "longitude", "give both or neither")
+    lat_f, lon_f = number(lat, "latitude"), number(lon, "longitude")
+    if in_france:
+        try:
+            return check_coordinates(lat_f, lon_f)
+        except ValueError as exc:
+            raise RowError("latitude", str(exc)) from None
+    if not (-90 <= lat_f <= 90 and -180 <= lon_f <= 180):
+        raise RowError("latitude", "latitude must be within ±90 and longitude within ±180")
+    return lat_f, lon_f
+
+
+def day_hours(texts: Mapping[str, str | None]) -> dict[str, Any] | None:
+    """Opening hours (API shape) from one text per weekday (English keys).
+
+    Days not given stay unknown; all given days empty means unknown too.
+    """
+    days: dict[str, Any] = {}
+    any_text = False
+    for day in WEEKDAYS:
+        if day not in texts:
+            continue
+        raw = texts[day]
+        s = (raw or "").strip()
+        any_text = any_text or bool(s)
+        try:
+            ranges = parse_day_hours(s)
+        except ValueError as exc:
+            raise RowError(day, str(exc)) from None
+        days[day] = [{"opens": o, "closes": c} for o, c in ranges]
+    return days if any_text else None

@@ -1,0 +1,149 @@
+"""End to end through real processes: a client → gateway → sites service.
+
+Both run as `python -m ...` processes on free local ports, exactly as `make
+run` starts them, over real HTTP, on the suite's database (SQLite or
+PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.sites.fixtures import BRON, LYON_8
+
+pytestmark = pytest.mark.e2e
+
+TOKEN = "e2e-bootstrap-token-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process for {url} exited with {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} not ready in {timeout}s")
+
+
+@pytest.fixture
+def platform(
+    fresh_database_url: Callable[[str], str], tmp_path: Path
+) -> Iterator[tuple[str, str]]:
+    sites_port, gateway_port = free_port(), free_port()
+    env = dict(os.environ)
+    env.update(
+        SPP_SITES_DATABASE_URL=fresh_database_url("e2e_sites"),
+        SPP_BOOTSTRAP_TOKEN=TOKEN,
+        SPP_GATEWAY_SITES_URL=f"http://127.0.0.1:{sites_port}",
+        # The other services are not started: the gateway must say so, not hang.
+        SPP_GATEWAY_FEEDBACK_URL=f"http://127.0.0.1:{free_port()}",
+        SPP_GATEWAY_INDICATORS_URL=f"http://127.0.0.1:{free_port()}",
+        SPP_GATEWAY_LABELLING_URL=f"http://127.0.0.1:{free_port()}",
+    )
+    log = (tmp_path / "e2e.log").open("wb")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "spp_sites", "serve", "--migrate", "--port", str(sites_port)],
+            env=env, stdout=log, stderr=log,
+        )
+    ]
+    try:
+        wait_ready(f"http://127.0.0.1:{sites_port}/healthz", procs[0])
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "spp_gateway", "--port", str(gateway_port)],
+                env=env, stdout=log, stderr=log,
+            )
+        )
+        wait_ready(f"http://127.0.0.1:{gateway_port}/healthz", procs[1])
+        yield f"http://127.0.0.1:{gateway_port}", f"http://127.0.0.1:{sites_port}"
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=10)
+        log.close()
+
+
+def test_newcomer_tour_through_the_gateway(platform: tuple[str, str]) -> None:
+    gateway, _ = platform
+    admin = {"Authorization": f"Bearer {TOKEN}"}
+    with httpx.Client(base_url=gateway, timeout=10) as client:
+        networks = client.get("/v1/networks", params={"limit": 100})
+        assert networks.status_code == 200
+        assert "france-services" in {n["code"] for n in networks.json()["items"]}
+
+        assert client.post("/v1/sites", json=BRON).status_code == 401
+        wrong = client.post("/v1/sites", json=BRON, headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        assert wrong.headers["content-type"] == "application/problem+json"
+
+        created = client.post("/v1/sites", json=BRON, headers=admin)
+        assert created.status_code == 201, created.text
+        site = created.json()
+        client.post("/v1/sites", json=LYON_8, headers=admin).raise_for_status()
+
+        near = client.get("/v1/sites", params={"near": "45.7578,4.832", "radius_km": 8})
+        assert [s["external_code"] for s in near.json()["items"]] == ["657", "953"]
+        in_dep = client.get("/v1/sites", params={"departement": "69"})
+        assert len(in_dep.json()["items"]) == 2
+
+        got = client.get(f"/v1/sites/{site['id']}", headers={"X-Request-ID": "tour-1"})
+        assert got.headers["x-request-id"] == "tour-1"
+        patched = client.patch(
+            f"/v1/sites/{site['id']}",
+            json={"name": "France services de Bron"},
+            headers=admin | {"If-Match": got.headers["etag"]},
+        )
+        assert patched.status_code == 200, patched.text
+        stale = client.patch(
+            f"/v1/sites/{site['id']}",
+            json={"name": "lost"},
+            headers=admin | {"If-Match": got.headers["etag"]},
+        )
+        assert stale.status_code == 412
+        assert client.get(f"/v1/sites/{site['id']}").json()["name"] == "France services de Bron"
+
+        bad = client.post("/v1/sites", json=BRON | {"siret": "123"}, headers=admin)
+        assert bad.status_code == 422
+        assert bad.headers["content-type"] == "application/problem+json"
+
+        spec = client.get("/openapi.json").json()
+        assert "/v1/sites/{ref}" in spec["paths"]
+        assert client.get("/docs").status_code == 200
+
+        down = client.get("/v1/experiences")
+        assert down.status_code == 503
+        assert down.headers["content-type"] == "application/problem+json"
+
+
+def test_calling_the_service_directly_forges_nothing(platform: tuple[str, str]) -> None:
+    gateway, sites = platform
+    forged = {"x-spp-assertion": "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."}
+    with httpx.Client(timeout=10) as client:
+        direct = client.post(f"{sites}/v1/sites", json=BRON, headers=forged)
+        assert direct.status_code == 401
+        through = client.post(f"{gateway}/v1/sites", json=BRON, headers=forged)
+        # The gateway drops client-supplied assertions: this is an anonymous call.
+        assert through.status_code == 401
+        assert through.json()["type"].endswith("/unauthorized")

@@ -1,0 +1,163 @@
+"""The gateway's own endpoints: health, readiness, metrics, merged OpenAPI, docs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from spp_gateway.openapi import merge_openapi
+from spp_gateway.routes import RouteTable
+
+from .conftest import ServedApp, dead_url, gateway_settings, serve_gateway
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_healthz(gateway: ServedApp) -> None:
+    async with httpx.AsyncClient(base_url=gateway.url) as client:
+        resp = await client.get("/healthz")
+    assert resp.status_code == 200
+    assert resp.json()["status"] == "ok"
+    assert "server" not in resp.headers
+
+
+async def test_readyz_all_up(gateway: ServedApp) -> None:
+    async with httpx.AsyncClient(base_url=gateway.url) as client:
+        resp = await client.get("/readyz")
+    assert resp.status_code == 200
+    body = resp.json()
+    assert body["status"] == "ok"
+    assert set(body["services"]) == {"sites", "feedback", "indicators", "labelling"}
+
+
+async def test_readyz_is_503_when_one_upstream_is_down(upstreams: dict[str, ServedApp]) -> None:
+    urls = {n: u.url for n, u in upstreams.items()}
+    urls["indicators"] = dead_url()
+    served = serve_gateway(gateway_settings(urls))
+    try:
+        async with httpx.AsyncClient(base_url=served.url) as client:
+            ready = await client.get("/readyz")
+            spec = (await client.get("/openapi.json")).json()
+    finally:
+        served.stop()
+    assert ready.status_code == 503
+    services = ready.json()["services"]
+    assert services["indicators"]["status"] == "unreachable"
+    assert services["sites"]["status"] == "ok"
+    assert spec["info"]["x-unavailable-services"] == ["indicators"]
+    assert "/v1/sites/{site_id}" in spec["paths"]
+
+
+async def test_metrics_counts_proxied_requests(gateway: ServedApp) -> None:
+    async with httpx.AsyncClient(base_url=gateway.url) as client:
+        await client.get("/v1/sites/1")
+        resp = await client.get("/metrics")
+    assert resp.status_code == 200
+    assert 'route="sites"' in resp.text
+    assert "spp_http_requests_total" in resp.text
+
+
+async def test_merged_openapi(gateway: ServedApp) -> None:
+    async with httpx.AsyncClient(base_url=gateway.url) as client:
+        resp = await client.get("/openapi.json")
+        again = await client.get("/openapi.json")
+    assert resp.status_code == 200
+    assert again.content == resp.content  # served from the cache
+    spec = resp.json()
+    assert spec["info"]["x-unavailable-services"] == []
+    paths = spec["paths"]
+    assert "/v1/sites/{site_id}" in paths
+    assert "/v1/experiences/{exp_id}/site" in paths
+    # The services' own health endpoints are not part of the public API.
+    assert "/healthz" not in paths
+    schemas = spec["components"]["schemas"]
+    # Both services define a different "Site": each is prefixed, refs follow.
+    assert "Site" not in schemas
+    assert set(schemas["SitesSite"]["properties"]) == {"id", "name"}
+    assert set(schemas["FeedbackSite"]["properties"]) == {"id", "label", "network"}
+    site_ref = paths["/v1/experiences/{exp_id}/site"]["get"]["responses"]["200"]["content"]
+    assert site_ref["application/json"]["schema"] == {"$ref": "#/components/schemas/FeedbackSite"}
+    assert "HTTPValidationError" in schemas  # identical in all services: kept once
+    get_site = paths["/v1/sites/{site_id}"]["get"]
+    assert get_site["operationId"] == "get_site"
+    # "list" is used by sites and feedback: prefixed in both.
+    op_ids = {
+        op["operationId"] for item in paths.values() for op in item.values() if "operationId" in op
+    }
+    assert {"sites_list", "feedback_list"} <= op_ids
+    assert "list" not in op_ids
+    groups = {g["name"]: g["tags"] for g in spec["x-tagGroups"]}
+    assert "sites" in groups["sites"]
+    assert "feedback" in groups["feedback"]  # untagged operation: tagged by service
+
+
+async def test_docs_is_swagger_ui(gateway: ServedApp) -> None:
+    async with httpx.AsyncClient(base_url=gateway.url) as client:
+        resp = await client.get("/docs")
+    assert resp.status_code == 200
+    assert resp.headers["content-type"].startswith("text/html")
+    assert "swagger-ui" in resp.text
+    assert "/openapi.json" in resp.text
+
+
+def _doc(paths: dict[str, Any], schemas: dict[str, Any]) -> dict[str, Any]:
+    return {"openapi": "3.1.0", "paths": paths, "components": {"schemas": schemas}}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _op(op_id: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "get": {
+            "operationId": op_id,
+            "responses": {"200": {"content": {"application/json": {"schema": schema}}}},
+        }
+    }
+
+
+def test_merge_resolves_schema_name_clashes() -> None:
+    routes = RouteTable({n: "http://x" for n in ("sites", "feedback", "indicators", "labelling")})
+    address = {"type": "object", "properties": {"city": {"type": "string"}}}
+    sites = _doc(
+        {"/v1/sites/{id}": _op("get_site", _ref("Site")), "/healthz": _op("healthz", {})},
+        {
+            "Site": {"type": "object", "properties": {"name": {"type": "string"}}},
+            "Address": address,
+            "Page": {"type": "object", "properties": {"items": {"items": _ref("Site")}}},
+        },
+    )
+    feedback = _doc(
+        {"/v1/experiences": _op("list_experiences", _ref("Page"))},
+        {
+            "Site": {"type": "object", "properties": {"label": {"type": "string"}}},
+            "Address": address,
+            # Same text as sites' Page, but its Site is another Site.
+            "Page": {"type": "object", "properties": {"items": {"items": _ref("Site")}}},
+        },
+    )
+    merged = merge_openapi(
+        {"sites": sites, "feedback": feedback, "indicators": None, "labelling": None}, routes
+    )
+    schemas = merged["components"]["schemas"]
+    assert set(schemas) == {"Address", "SitesSite", "FeedbackSite", "SitesPage", "FeedbackPage"}
+    assert schemas["FeedbackPage"]["properties"]["items"]["items"] == _ref("FeedbackSite")
+    assert schemas["SitesPage"]["properties"]["items"]["items"] == _ref("SitesSite")
+    paths = merged["paths"]
+    assert set(paths) == {"/v1/sites/{id}", "/v1/experiences"}
+    site_schema = paths["/v1/sites/{id}"]["get"]["responses"]["200"]["content"]
+    assert site_schema["application/json"]["schema"] == _ref("SitesSite")
+    exp_schema = paths["/v1/experiences"]["get"]["responses"]["200"]["content"]
+    assert exp_schema["application/json"]["schema"] == _ref("FeedbackPage")
+    assert merged["info"]["x-unavailable-services"] == ["indicators", "labelling"]
+    # Inputs untouched.
+    assert sites["components"]["schemas"]["Page"]["properties"]["items"]["items"] == _ref("Site")
+
+
+def test_openapi_and_docs_are_not_proxied() -> None:
+    routes = RouteTable({n: "http://x" for n in ("sites", "feedback", "indicators", "labelling")})
+    assert routes.match("/openapi.json") is None
+    assert routes.match("/docs") is None
