@@ -6,7 +6,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from spp_gateway.openapi import merge_openapi
 from spp_gateway.routes import RouteTable
 

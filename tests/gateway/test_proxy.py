@@ -10,7 +10,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from spp_gateway.routes import ROUTES
 from spp_shared.kit.identity import Role, verify_assertion
 from spp_shared.kit.settings import DEV_ASSERTION_KEY

@@ -521,7 +521,7 @@ def test_commitments() -> None:
     assert normalize_commitment_number(8) == 8
     for bad in ("0", "9", "x", True):
         with pytest.raises(ValueError, match="1 to 8"):
-            normalize_commitment_number(bad)  # type: ignore[arg-type]
+            normalize_commitment_number(bad)
     adapter = TypeAdapter(CommitmentNumber)
     assert adapter.validate_python(4) == 4
     with pytest.raises(ValidationError):

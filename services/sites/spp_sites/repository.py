@@ -58,7 +58,7 @@ async def get_site_by_ref(session: AsyncSession, network: str, external_code: st
     )
 
 
-def _filtered(filters: SiteFilters) -> Select[tuple[Site]]:
+def _filtered(filters: SiteFilters) -> Select[Site]:
     stmt = select(Site)
     conds: list[Any] = []
     if filters.network:

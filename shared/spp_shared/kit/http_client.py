@@ -94,10 +94,9 @@ class ServiceClient:
             ) as exc:
                 last = exc
             else:
-                if response.status_code in (502, 503, 504) and attempt + 1 < attempts:
-                    last = None
-                else:
+                if response.status_code not in (502, 503, 504):
                     return response
+                last = None
             if attempt + 1 < attempts:
                 await asyncio.sleep(self.backoff * (2**attempt))
         reason = type(last).__name__ if last else "it keeps answering 5xx"

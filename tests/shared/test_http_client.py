@@ -1,0 +1,102 @@
+"""The service-to-service client: retries only when safe, a clear 503 when down."""
+
+from __future__ import annotations
+
+import socket
+
+import httpx
+import pytest
+from pydantic import BaseModel
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from spp_shared.kit.http_client import PeerError, PeerUnavailable, ServiceClient
+
+pytestmark = pytest.mark.anyio
+
+
+class Flaky:
+    """A peer answering 503 ``failures`` times, then 200; counts attempts."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.attempts = 0
+        self.headers: list[dict[str, str]] = []
+
+    async def endpoint(self, request: Request) -> JSONResponse:
+        self.attempts += 1
+        self.headers.append(dict(request.headers))
+        if self.attempts <= self.failures:
+            return JSONResponse({"status": 503}, status_code=503)
+        return JSONResponse({"name": "ok", "count": self.attempts})
+
+    def app(self) -> Starlette:
+        return Starlette(routes=[Route("/thing", self.endpoint, methods=["GET", "POST"])])
+
+
+class Thing(BaseModel):
+    name: str
+    count: int
+
+
+def client_for(peer: Flaky, retries: int = 2) -> ServiceClient:
+    return ServiceClient(
+        "http://peer", retries=retries, backoff=0.001, transport=httpx.ASGITransport(peer.app())
+    )
+
+
+async def test_idempotent_call_is_retried_then_typed() -> None:
+    peer = Flaky(failures=2)
+    client = client_for(peer)
+    thing = await client.request_model(
+        Thing, "GET", "/thing", assertion="signed", request_id="rid-9"
+    )
+    await client.aclose()
+    assert thing == Thing(name="ok", count=3)
+    assert peer.headers[-1]["x-spp-assertion"] == "signed"
+    assert peer.headers[-1]["x-request-id"] == "rid-9"
+
+
+async def test_post_is_not_retried() -> None:
+    peer = Flaky(failures=1)
+    client = client_for(peer)
+    with pytest.raises(PeerUnavailable):
+        await client.request_model(Thing, "POST", "/thing", json={})
+    await client.aclose()
+    assert peer.attempts == 1
+
+
+async def test_retries_are_bounded() -> None:
+    peer = Flaky(failures=10)
+    client = client_for(peer, retries=2)
+    with pytest.raises(PeerUnavailable):
+        await client.request("GET", "/thing")
+    await client.aclose()
+    assert peer.attempts == 3
+
+
+async def test_peer_error_carries_its_problem() -> None:
+    app = Starlette(
+        routes=[Route("/thing", lambda r: JSONResponse({"title": "nope"}, status_code=404))]
+    )
+    client = ServiceClient("http://peer", transport=httpx.ASGITransport(app))
+    with pytest.raises(PeerError) as err:
+        await client.request_model(Thing, "GET", "/thing")
+    await client.aclose()
+    assert (err.value.status, err.value.body) == (404, {"title": "nope"})
+
+
+async def test_peer_down_is_a_clear_503_problem() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    client = ServiceClient(f"http://127.0.0.1:{port}", timeout=1.0, retries=1, backoff=0.001)
+    client.peer_name = "sites"
+    with pytest.raises(PeerUnavailable) as err:
+        await client.request("GET", "/v1/sites")
+    await client.aclose()
+    body = err.value.to_body()
+    assert body["status"] == 503
+    assert "sites" in body["detail"]
