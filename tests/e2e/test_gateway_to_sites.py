@@ -46,9 +46,7 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> 
 
 
 @pytest.fixture
-def platform(
-    fresh_database_url: Callable[[str], str], tmp_path: Path
-) -> Iterator[tuple[str, str]]:
+def platform(fresh_database_url: Callable[[str], str], tmp_path: Path) -> Iterator[tuple[str, str]]:
     sites_port, gateway_port = free_port(), free_port()
     env = dict(os.environ)
     env.update(
@@ -64,7 +62,9 @@ def platform(
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "spp_sites", "serve", "--migrate", "--port", str(sites_port)],
-            env=env, stdout=log, stderr=log,
+            env=env,
+            stdout=log,
+            stderr=log,
         )
     ]
     try:
@@ -72,7 +72,9 @@ def platform(
         procs.append(
             subprocess.Popen(
                 [sys.executable, "-m", "spp_gateway", "--port", str(gateway_port)],
-                env=env, stdout=log, stderr=log,
+                env=env,
+                stdout=log,
+                stderr=log,
             )
         )
         wait_ready(f"http://127.0.0.1:{gateway_port}/healthz", procs[1])
