@@ -93,6 +93,18 @@ async def _request_body(receive: Receive) -> AsyncIterator[bytes]:
             return
 
 
+def _caused_by_client_leaving(exc: BaseException) -> bool:
+    """aiohttp wraps an error of the body generator: look down the chain."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return False
+        if isinstance(seen, ClientDisconnected):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def _connection_tokens(value: bytes) -> frozenset[bytes]:
     return frozenset(t.strip().lower() for t in value.split(b",") if t.strip())
 
@@ -267,6 +279,8 @@ class Proxy:
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             return await self._fail(send, 504, service, path, request_id, exc)
         except aiohttp.ClientError as exc:
+            if _caused_by_client_leaving(exc):
+                return 499  # nobody to answer; not the upstream's fault
             return await self._fail(send, 502, service, path, request_id, exc)
 
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 import tracemalloc
@@ -37,7 +38,7 @@ def received_headers(body: dict[str, Any]) -> dict[str, list[str]]:
 
 @pytest.mark.parametrize(
     ("path", "service"),
-    [(prefix + "/abc/echo", service) for service, prefixes in ROUTES.items() for prefix in prefixes],
+    [(p + "/abc/echo", service) for service, prefixes in ROUTES.items() for p in prefixes],
 )
 async def test_routes_each_prefix_to_its_service(
     gateway: ServedApp, path: str, service: str
@@ -304,3 +305,31 @@ async def test_slow_upstream_is_a_504_problem(gateway: ServedApp) -> None:
     assert resp.headers["content-type"] == "application/problem+json"
     assert resp.json()["type"].endswith("/gateway-timeout")
     assert 0.9 < elapsed < 2.5
+
+
+async def test_client_leaving_mid_upload_is_not_an_upstream_error(
+    upstreams: dict[str, ServedApp],
+) -> None:
+    served = serve_gateway(gateway_settings({n: u.url for n, u in upstreams.items()}))
+    try:
+        _reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
+        writer.write(
+            b"POST /v1/ratings HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n"
+            + b"x" * 200_000
+        )
+        await writer.drain()
+        await asyncio.sleep(0.3)
+        writer.close()
+        await writer.wait_closed()
+        async with httpx.AsyncClient(base_url=served.url) as client:
+            for _ in range(20):
+                metrics = (await client.get("/metrics")).text
+                if 'route="feedback",service="gateway",status="499"' in metrics:
+                    break
+                await asyncio.sleep(0.1)
+            ok = await client.get("/v1/ratings")
+    finally:
+        served.stop()
+    assert 'status="499"' in metrics
+    assert 'status="502"' not in metrics
+    assert ok.status_code == 200

@@ -12,6 +12,7 @@ from datetime import date
 from typing import Any, Final
 
 from spp_shared.contracts.types import WEEKDAYS, check_coordinates, parse_day_hours
+
 from spp_sites.models import Site
 
 
@@ -42,8 +43,8 @@ def api_field(column: str) -> str:
     return FIELD_NAMES.get(column, column)
 
 
-def text(value: Any, column: str) -> str | None:
-    """Stripped text, ``None`` when empty; too long is an error."""
+def text(value: Any, column: str, *, checked_later: bool = False) -> str | None:
+    """Stripped text, ``None`` when empty; too long is an error (unless normalised later)."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, str | int | float):
@@ -52,7 +53,7 @@ def text(value: Any, column: str) -> str | None:
     if not s:
         return None
     limit = MAX_LENGTHS.get(column)
-    if limit is not None and len(s) > limit:
+    if not checked_later and limit is not None and len(s) > limit:
         raise RowError(api_field(column), f"longer than {limit} characters")
     return s
 

@@ -45,9 +45,7 @@ def container_of(content_type: str | None) -> Container:
         return Container.ndjson
     if kind == "multipart/form-data":
         return Container.multipart
-    raise UnsupportedMediaType(
-        f"Send the file as {SUPPORTED}; got '{kind or 'no Content-Type'}'."
-    )
+    raise UnsupportedMediaType(f"Send the file as {SUPPORTED}; got '{kind or 'no Content-Type'}'.")
 
 
 def part_container(content_type: str | None, filename: str | None, head: bytes) -> Container:
@@ -62,7 +60,8 @@ def part_container(content_type: str | None, filename: str | None, head: bytes) 
         return Container.ndjson
     if name.endswith((".csv", ".txt")):
         return Container.csv
-    return Container.ndjson if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{") else Container.csv
+    first = head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
+    return Container.ndjson if first == b"{" else Container.csv
 
 
 def clean_header(name: str) -> str:

@@ -23,7 +23,6 @@ from typing import IO, Any, Final
 
 import orjson
 from pydantic import ValidationError
-
 from spp_shared.contracts.types import (
     WEEKDAYS,
     OpeningHours,
@@ -39,6 +38,7 @@ from spp_shared.contracts.types import (
 )
 from spp_shared.kit.errors import ValidationProblem
 from spp_shared.kit.identity import Principal
+
 from spp_sites.importer import fields as F
 from spp_sites.importer.fields import RowError
 from spp_sites.importer.formats import Format, clean_header, csv_format, sniff_delimiter
@@ -223,7 +223,7 @@ class OwnMapper(Mapper):
             s = F.text(rec["status"], "status")
             v["status"] = F.status(s) if s else "open"
         if "siret" in rec:
-            s = F.text(rec["siret"], "siret")
+            s = F.text(rec["siret"], "siret", checked_later=True)
             v["siret"] = F.checked("siret", normalize_siret, s) if s else None
         if "country" in rec:
             v["country"] = F.text(rec["country"], "country") or F.FRANCE
@@ -241,7 +241,7 @@ class OwnMapper(Mapper):
             strict=True,
         ):
             if col in rec:
-                s = F.text(rec[col], col)
+                s = F.text(rec[col], col, checked_later=True)
                 v[col] = F.checked(col, fn, s) if s and france else None
         if "latitude" in rec or "longitude" in rec:
             v["latitude"], v["longitude"] = F.coordinates(
@@ -269,7 +269,7 @@ class OwnMapper(Mapper):
     def _checked(v: dict[str, Any], rec: Mapping[str, Any], col: str, fn: Any) -> None:
         if col not in rec:
             return
-        s = F.text(rec[col], col)
+        s = F.text(rec[col], col, checked_later=fn is not None)
         value = F.checked(col, fn, s) if s and fn is not None else s
         limit = F.MAX_LENGTHS.get(col)
         if value is not None and limit is not None and len(value) > limit:
@@ -466,7 +466,8 @@ class FranceServicesMapper(Mapper):
         ext = g("id_fs")
         if not ext:
             raise RowError("external_code", "required (id_fs)")
-        row = Row(line, {"network_code": self.network_code(), "external_code": F.external_code(ext)})
+        key = {"network_code": self.network_code(), "external_code": F.external_code(ext)}
+        row = Row(line, key)
         found: dict[str, Any] = {
             "name": _cut(row, "name", g("lib_fs")),
             "address_line": _cut(row, "address_line", g("adresse")),

@@ -1,0 +1,349 @@
+"""The import as one transaction: read, validate, look up, write, link parents.
+
+Rows are read from the spooled file and handled in batches (one look-up
+query, one bulk insert, one bulk update per batch), so memory stays bounded
+by the batch size whatever the file size; only the keys seen so far are
+kept, to refuse a key given twice in one file.
+
+Modes: by default the import is atomic (one rejected row: nothing is kept,
+and writing stops at the first rejection while validation goes on to list
+every rejected row); ``keep_valid`` commits the valid rows; ``dry_run``
+validates and looks up without writing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from itertools import islice
+from pathlib import Path
+from typing import IO, Any, Final
+
+from spp_shared.contracts.sites import ImportReport
+from spp_shared.kit.db import Database
+from spp_shared.kit.identity import Principal
+
+from spp_sites import repository as repo
+from spp_sites.ids import new_site_id
+from spp_sites.importer import writer
+from spp_sites.importer.fields import RowError
+from spp_sites.importer.formats import Container, Format
+from spp_sites.importer.networks import NetworkResolver
+from spp_sites.importer.report import MAX_ISSUES, ReportBuilder
+from spp_sites.importer.rows import (
+    NDJSON_KEYS,
+    FileProblem,
+    MapContext,
+    Mapper,
+    OwnMapper,
+    Row,
+    csv_records,
+    detect_csv,
+    mapper_for,
+    ndjson_records,
+    open_text,
+)
+from spp_sites.values import CONTENT_FIELDS, finish
+
+DEFAULT_BATCH: Final = 2000
+NETWORK_FORMATS: Final = frozenset({Format.sp_plus_export, Format.france_services})
+DEFAULTS: Final[dict[str, Any]] = {f: None for f in CONTENT_FIELDS} | {
+    "country": "France",
+    "status": "open",
+    "level": "site",
+}
+
+Record = tuple[int, Any]
+
+
+@dataclass
+class _Source:
+    format: Format
+    records: Iterator[Record]  # (line, raw record or RowError)
+    header: list[str] = field(default_factory=list)
+
+
+def _open_source(path: Path, container: Container, stack: ExitStack) -> _Source:
+    if container is Container.ndjson:
+        binary: IO[bytes] = stack.enter_context(path.open("rb"))
+        return _Source(Format.ndjson, ndjson_records(binary))
+    stream = stack.enter_context(open_text(path))
+    header, records = csv_records(stream)
+    return _Source(detect_csv(header), records, header)
+
+
+class _Import:
+    def __init__(
+        self,
+        session: Any,
+        mapper: Mapper,
+        report: ReportBuilder,
+        *,
+        write: bool,
+        keep_valid: bool,
+    ) -> None:
+        self.session = session
+        self.mapper = mapper
+        self.report = report
+        self.write = write
+        self.keep_valid = keep_valid
+        self.stamp = datetime.now(UTC)
+        self.seen_keys: dict[tuple[str, str], int] = {}
+        self.seen_sp: dict[str, int] = {}
+        self.wrote = False
+
+    def reject(self, line: int, field: str | None, reason: str) -> None:
+        self.report.reject(line, field, reason)
+        if not self.keep_valid:
+            self.write = False  # atomic: nothing of this import will be kept
+
+    # -- one batch -------------------------------------------------------------
+
+    async def batch(self, rows: list[Row]) -> None:
+        planned = self.mapper.ctx.resolver.take_pending()
+        self.report.networks_created.extend(p.code for p in planned)
+        if planned and self.write:
+            await writer.insert_networks(self.session, planned, self.stamp)
+        by_sp_code = self.mapper.key_by_sp_code
+        keys: list[tuple[str, str]] = []
+        sp_codes: list[str] = []
+        for row in rows:
+            v = row.values
+            net = v["network_code"]
+            if by_sp_code:
+                keys.append((net, v["sp_code"]))
+                if row.identifier:
+                    keys.append((net, row.identifier))
+            else:
+                keys.append((net, v["external_code"]))
+            if v.get("sp_code"):
+                sp_codes.append(v["sp_code"])
+        found = await writer.existing_sites(self.session, keys, sp_codes)
+        by_key = {(s["network_code"], s["external_code"]): s for s in found}
+        by_sp = {s["sp_code"]: s for s in found if s["sp_code"]}
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        for row in rows:
+            try:
+                existing = (
+                    self._match_sp(row, by_key, by_sp)
+                    if by_sp_code
+                    else self._match_key(row, by_key, by_sp)
+                )
+                self._plan(row, existing, inserts, updates)
+            except RowError as exc:
+                self.reject(row.line, exc.field, exc.reason)
+        if self.write:
+            await writer.insert_sites(self.session, inserts)
+            await writer.update_sites(self.session, updates)
+            self.wrote = self.wrote or bool(inserts or updates or planned)
+
+    def _match_key(
+        self, row: Row, by_key: dict[tuple[str, str], Any], by_sp: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        v = row.values
+        key = (v["network_code"], v["external_code"])
+        if key in self.seen_keys:
+            raise RowError(
+                "external_code",
+                f"duplicate: line {self.seen_keys[key]} has the same network and external code",
+            )
+        existing = by_key.get(key)
+        sp = v.get("sp_code")
+        if sp:
+            if sp in self.seen_sp:
+                raise RowError("sp_code", f"duplicate: line {self.seen_sp[sp]} has this SP+ code")
+            other = by_sp.get(sp)
+            if other is not None and (existing is None or other["id"] != existing["id"]):
+                raise RowError(
+                    "sp_code",
+                    f"the SP+ code belongs to another site "
+                    f"({other['network_code']}:{other['external_code']})",
+                )
+        return existing
+
+    def _match_sp(
+        self, row: Row, by_key: dict[tuple[str, str], Any], by_sp: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """SP+ export: the key is the SP+ code; the identifier is the wanted external code."""
+        v = row.values
+        code, net = v["sp_code"], v["network_code"]
+        if code in self.seen_sp:
+            raise RowError("sp_code", f"duplicate: line {self.seen_sp[code]} has this SP+ code")
+        existing = by_sp.get(code)
+        ext = row.identifier or code
+        if row.identifier:
+            owner = by_key.get((net, ext))
+            earlier = self.seen_keys.get((net, ext))
+            if earlier is None and existing is None and owner is not None and not owner["sp_code"]:
+                existing = owner  # a site created by our own format: the export adopts it
+            elif earlier is not None or (
+                owner is not None and (existing is None or owner["id"] != existing["id"])
+            ):
+                where = f"line {earlier}" if earlier is not None else "another site"
+                row.warnings.append(
+                    (
+                        "external_code",
+                        f"identifier '{ext}' is already used by {where} of network {net}: "
+                        "the SP+ code is the external code",
+                    )
+                )
+                ext = code
+        if ext == code:
+            owner = by_key.get((net, code))
+            earlier = self.seen_keys.get((net, code))
+            if earlier is not None or (
+                owner is not None and (existing is None or owner["id"] != existing["id"])
+            ):
+                raise RowError("external_code", f"'{code}' is already used in network {net}")
+        if (
+            existing is not None
+            and existing["network_code"] != net
+            and not self.mapper.ctx.principal.is_admin
+        ):
+            raise RowError("network", "not your network")
+        v["external_code"] = ext
+        return existing
+
+    def _plan(
+        self,
+        row: Row,
+        existing: dict[str, Any] | None,
+        inserts: list[dict[str, Any]],
+        updates: list[dict[str, Any]],
+    ) -> None:
+        v = row.values
+        if existing is None:
+            if not v.get("name"):
+                raise RowError("name", "required to create a site")
+            merged = finish(DEFAULTS | v)
+        else:
+            base = {f: existing[f] for f in CONTENT_FIELDS}
+            merged = finish(base | v)
+        self.seen_keys[(merged["network_code"], merged["external_code"])] = row.line
+        if merged["sp_code"]:
+            self.seen_sp[merged["sp_code"]] = row.line
+        for field_, reason in row.warnings:
+            self.report.warn(row.line, field_, reason)
+        if existing is None:
+            self.report.created += 1
+            merged.update(
+                id=new_site_id(),
+                parent_id=None,
+                status_since=None,
+                created_at=self.stamp,
+                updated_at=self.stamp,
+                version=1,
+            )
+            inserts.append(merged)
+        elif merged["content_hash"] == existing["content_hash"]:
+            self.report.unchanged += 1
+        else:
+            self.report.updated += 1
+            same_parent = merged["parent_sp_code"] == existing["parent_sp_code"]
+            merged.update(
+                id=existing["id"],
+                parent_id=existing["parent_id"] if same_parent else None,
+                status_since=(
+                    existing["status_since"]
+                    if merged["status"] == existing["status"]
+                    else self.stamp.date()
+                ),
+                updated_at=self.stamp,
+            )
+            updates.append(merged)
+
+
+def _map(mapper: Mapper, source: _Source, line: int, raw: Any) -> Row:
+    if isinstance(raw, RowError):
+        raise raw
+    if source.format is Format.ndjson:
+        unknown = [k for k in raw if k not in NDJSON_KEYS]
+        if unknown:
+            raise RowError(unknown[0], "unknown field")
+        assert isinstance(mapper, OwnMapper)
+        return mapper.map(line, raw)
+    if len(raw) != len(source.header):
+        raise RowError(None, f"{len(raw)} fields where the header has {len(source.header)}")
+    if isinstance(mapper, OwnMapper):
+        return mapper.map(line, dict(zip(source.header, raw, strict=True)))
+    return mapper.map(line, raw)  # type: ignore[attr-defined]
+
+
+async def run_import(
+    db: Database,
+    path: Path,
+    container: Container,
+    principal: Principal,
+    *,
+    dry_run: bool = False,
+    keep_valid: bool = False,
+    batch_size: int = DEFAULT_BATCH,
+    max_issues: int = MAX_ISSUES,
+) -> ImportReport:
+    """Import one spooled file in one transaction; see the module docstring."""
+    with ExitStack() as stack:
+        source = _open_source(path, container, stack)
+        report = ReportBuilder(source.format.value, dry_run=dry_run, max_issues=max_issues)
+        async with db.sessionmaker() as session:
+            try:
+                resolver = NetworkResolver.of(await repo.all_networks(session))
+                ctx = MapContext(
+                    resolver=resolver,
+                    principal=principal,
+                    may_create_networks=principal.is_admin and source.format in NETWORK_FORMATS,
+                )
+                mapper = mapper_for(source.format, ctx, source.header)
+                job = _Import(session, mapper, report, write=not dry_run, keep_valid=keep_valid)
+                records = iter(source.records)
+                while True:
+                    try:
+                        chunk = list(islice(records, batch_size))
+                    except UnicodeDecodeError as exc:
+                        raise FileProblem(
+                            f"The file is not UTF-8 text (byte {exc.start} of a read block)."
+                        ) from None
+                    if not chunk:
+                        break
+                    report.rows += len(chunk)
+                    rows: list[Row] = []
+                    for line, raw in chunk:
+                        try:
+                            rows.append(_map(mapper, source, line, raw))
+                        except RowError as exc:
+                            job.reject(line, exc.field, exc.reason)
+                    await job.batch(rows)
+                if job.write and job.wrote:
+                    await writer.link_parents(session)
+                    await session.commit()
+                    return report.build(committed=True)
+                await session.rollback()
+                return report.build(committed=False)
+            except BaseException:
+                await session.rollback()
+                raise
+
+
+async def import_file(
+    db: Database,
+    path: Path,
+    principal: Principal,
+    *,
+    keep_valid: bool = False,
+    dry_run: bool = False,
+    batch_size: int = DEFAULT_BATCH,
+) -> ImportReport:
+    """Import a CSV or NDJSON file from disk (demo seeding, scripts, benchmarks)."""
+    suffix = path.suffix.lower()
+    container = Container.ndjson if suffix in (".ndjson", ".jsonl") else Container.csv
+    return await run_import(
+        db,
+        path,
+        container,
+        principal,
+        dry_run=dry_run,
+        keep_valid=keep_valid,
+        batch_size=batch_size,
+    )

@@ -1,0 +1,182 @@
+"""All SQL of the importer: batch look-up, bulk insert, bulk update.
+
+Portable SQLAlchemy Core for both databases; on PostgreSQL new sites go in
+with COPY on the session's own connection (same transaction), which is the
+fastest way in past the table's unique indexes (docs: PERFORMANCE.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Final, cast
+
+import orjson
+from sqlalchemy import (
+    String,
+    Table,
+    and_,
+    any_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from spp_sites import repository as repo
+from spp_sites.importer.networks import PlannedNetwork
+from spp_sites.models import Network, Site
+from spp_sites.values import CONTENT_FIELDS
+
+SITES = cast(Table, Site.__table__)
+NETWORKS = cast(Table, Network.__table__)
+
+EXISTING_COLUMNS: Final = ("id", "content_hash", "parent_id", "status_since", *CONTENT_FIELDS)
+INSERT_COLUMNS: Final = (
+    "id",
+    *CONTENT_FIELDS,
+    "search_text",
+    "content_hash",
+    "parent_id",
+    "status_since",
+    "created_at",
+    "updated_at",
+    "version",
+)
+UPDATE_COLUMNS: Final = (
+    *CONTENT_FIELDS,
+    "search_text",
+    "content_hash",
+    "parent_id",
+    "status_since",
+    "updated_at",
+)
+_JSON_COLUMNS: Final = frozenset({"opening_hours", "accessibility"})
+# Bound parameters per look-up statement stay well under SQLite's and asyncpg's limits.
+LOOKUP_CHUNK: Final = 1000
+
+_UPDATE = (
+    update(SITES)
+    .where(SITES.c.id == bindparam("u_id"))
+    .values({c: bindparam(f"u_{c}") for c in UPDATE_COLUMNS} | {"version": SITES.c.version + 1})
+)
+
+
+def is_postgresql(session: AsyncSession) -> bool:
+    return session.bind is not None and session.bind.dialect.name == "postgresql"
+
+
+async def existing_sites(
+    session: AsyncSession, keys: Sequence[tuple[str, str]], sp_codes: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Sites matching any ``(network, external code)`` pair or SP+ code."""
+    if is_postgresql(session):
+        return await _existing_sites_pg(session, keys, sp_codes)
+    columns = [SITES.c[name] for name in EXISTING_COLUMNS]
+    found: list[dict[str, Any]] = []
+    for start in range(0, max(len(keys), len(sp_codes)), LOOKUP_CHUNK):
+        key_part = keys[start : start + LOOKUP_CHUNK]
+        sp_part = sp_codes[start : start + LOOKUP_CHUNK]
+        conds: list[Any] = []
+        if key_part:
+            conds.append(tuple_(SITES.c.network_code, SITES.c.external_code).in_(key_part))
+        if sp_part:
+            conds.append(SITES.c.sp_code.in_(sp_part))
+        result = await session.execute(select(*columns).where(or_(*conds)))
+        found.extend(dict(r._mapping) for r in result)
+    return found
+
+
+_TEXT_ARRAY = ARRAY(String)
+_KEYS = (
+    func.unnest(bindparam("nets", type_=_TEXT_ARRAY), bindparam("exts", type_=_TEXT_ARRAY))
+    .table_valued("net", "ext")
+    .render_derived(name="k")
+)
+_BY_KEYS_PG = select(*[SITES.c[name] for name in EXISTING_COLUMNS]).join_from(
+    SITES, _KEYS, and_(SITES.c.network_code == _KEYS.c.net, SITES.c.external_code == _KEYS.c.ext)
+)
+_BY_SP_CODES_PG = select(*[SITES.c[name] for name in EXISTING_COLUMNS]).where(
+    SITES.c.sp_code == any_(bindparam("sps", type_=_TEXT_ARRAY))
+)
+
+
+async def _existing_sites_pg(
+    session: AsyncSession, keys: Sequence[tuple[str, str]], sp_codes: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Arrays joined with unnest: a long row-value IN list is evaluated per row."""
+    found: dict[str, dict[str, Any]] = {}
+    if keys:
+        params = {"nets": [k[0] for k in keys], "exts": [k[1] for k in keys]}
+        for r in await session.execute(_BY_KEYS_PG, params):
+            found[r.id] = dict(r._mapping)
+    if sp_codes:
+        for r in await session.execute(_BY_SP_CODES_PG, {"sps": list(sp_codes)}):
+            found[r.id] = dict(r._mapping)
+    return list(found.values())
+
+
+async def insert_networks(
+    session: AsyncSession, planned: Sequence[PlannedNetwork], stamp: datetime
+) -> None:
+    if not planned:
+        return
+    await session.execute(
+        insert(NETWORKS),
+        [
+            {
+                "code": p.code,
+                "name": p.name,
+                "ministry": None,
+                "kind": "other",
+                "website": None,
+                "results_level": "site",
+                "aliases": [p.name],
+                "created_at": stamp,
+                "updated_at": stamp,
+                "version": 1,
+            }
+            for p in planned
+        ],
+    )
+
+
+async def insert_sites(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    if is_postgresql(session):
+        await _copy_sites(session, rows)
+    else:
+        await session.execute(insert(SITES), [{c: r[c] for c in INSERT_COLUMNS} for r in rows])
+
+
+async def _copy_sites(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """COPY on the session's connection: inside the import's transaction."""
+    conn = await session.connection()
+    raw = await conn.get_raw_connection()
+    driver: Any = raw.driver_connection
+    records = [
+        tuple(
+            orjson.dumps(r[c]).decode() if c in _JSON_COLUMNS and r[c] is not None else r[c]
+            for c in INSERT_COLUMNS
+        )
+        for r in rows
+    ]
+    await driver.copy_records_to_table(SITES.name, records=records, columns=list(INSERT_COLUMNS))
+
+
+async def update_sites(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """One executemany UPDATE; ``version`` is bumped in SQL."""
+    if not rows:
+        return
+    params = [{"u_id": r["id"]} | {f"u_{c}": r[c] for c in UPDATE_COLUMNS} for r in rows]
+    await session.execute(_UPDATE, params, execution_options={"synchronize_session": False})
+
+
+async def link_parents(session: AsyncSession) -> None:
+    await repo.link_parents(session)
