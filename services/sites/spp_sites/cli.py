@@ -7,6 +7,7 @@ from pathlib import Path
 from spp_shared.kit.cli import serve_main
 from spp_shared.kit.migrations import migrate_and_seed
 
+from spp_sites.demo import main as seed_demo
 from spp_sites.seed import seed_networks
 from spp_sites.settings import SitesSettings
 
@@ -19,5 +20,15 @@ def migrate() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     serve_main(
-        "spp_sites", "spp_sites.app:create_app", default_port=8001, migrate=migrate, argv=argv
+        "spp_sites",
+        "spp_sites.app:create_app",
+        default_port=8001,
+        migrate=migrate,
+        commands={
+            "seed-demo": (
+                "import the demo structures and France services (once)",
+                lambda: seed_demo(SitesSettings().database_url),
+            )
+        },
+        argv=argv,
     )

@@ -10,6 +10,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from spp_shared.kit.db import Database, ensure_sqlite_dir
+
 
 def alembic_config(migrations_dir: Path, database_url: str) -> Config:
     cfg = Config()
@@ -21,6 +23,7 @@ def alembic_config(migrations_dir: Path, database_url: str) -> Config:
 
 
 def upgrade(migrations_dir: Path, database_url: str, revision: str = "head") -> None:
+    ensure_sqlite_dir(database_url)
     command.upgrade(alembic_config(migrations_dir, database_url), revision)
 
 
@@ -39,8 +42,6 @@ def migrate_and_seed(
         return
 
     async def run_seed() -> None:
-        from spp_shared.kit.db import Database
-
         db = Database(database_url)
         try:
             async with db.sessionmaker() as session, session.begin():
