@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -47,7 +48,21 @@ def wait_healthy(url: str, timeout: float = 30.0) -> bool:
     return False
 
 
+def port_taken(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops the children like Ctrl-C does
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, _stop)
+    busy = [p for p in [*SERVICES.values(), GATEWAY_PORT] if port_taken(p)]
+    if busy:
+        print(f"ports already in use: {busy}; is the platform already running?", file=sys.stderr)
+        return 1
     VAR.mkdir(exist_ok=True)
     env = service_env()
     token = env.get("SPP_BOOTSTRAP_TOKEN")
