@@ -53,6 +53,7 @@ def serve_minimal(port: int, db_path: str, access_log: bool) -> None:
     import uvicorn
     from fastapi import FastAPI
     from fastapi.responses import JSONResponse
+
     from spp_shared.kit.errors import NotFound, install_problem_handlers
     from spp_shared.kit.logging import RequestContextMiddleware, configure_logging
 
@@ -178,8 +179,9 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_wrk(url: str, *, threads: int, connections: int, seconds: int,
-            headers: list[str]) -> WrkResult:
+def run_wrk(
+    url: str, *, threads: int, connections: int, seconds: int, headers: list[str]
+) -> WrkResult:
     cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"]
     for header in headers:
         cmd += ["-H", header]
@@ -247,8 +249,15 @@ def main() -> None:
         label = args.upstream_cmd
     elif args.upstream == "minimal":
         make_minimal_db(workdir / "minimal.db")
-        up_cmd = [py, __file__, "--serve-minimal", "--port", str(up_port),
-                  "--db", str(workdir / "minimal.db")]
+        up_cmd = [
+            py,
+            __file__,
+            "--serve-minimal",
+            "--port",
+            str(up_port),
+            "--db",
+            str(workdir / "minimal.db"),
+        ]
         if args.no_access_log:
             up_cmd.append("--no-access-log")
         label = "minimal FastAPI + SQLite row"
@@ -261,14 +270,17 @@ def main() -> None:
     try:
         # Access logs go to /dev/null: written (and paid for), not kept.
         for cmd in (up_cmd, gw_cmd):
-            procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.DEVNULL))
+            procs.append(
+                subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            )
         direct_base = f"http://127.0.0.1:{up_port}"
         gateway_base = f"http://127.0.0.1:{gw_port}"
         for proc, base in zip(procs, (direct_base, gateway_base), strict=True):
             if not wait_http(base + "/healthz", proc):
-                raise SystemExit(f"{shlex.join(proc.args)} did not start (exit {proc.poll()});"
-                                 " run it by hand to see why")
+                raise SystemExit(
+                    f"{shlex.join(proc.args)} did not start (exit {proc.poll()});"
+                    " run it by hand to see why"
+                )
 
         path = args.path
         if path is None and args.upstream == "minimal" and not args.upstream_cmd:
@@ -295,12 +307,16 @@ def main() -> None:
         run_wrk(direct_base + path, seconds=args.warmup, headers=[], **wrk)
         run_wrk(gateway_base + path, seconds=args.warmup, headers=gw_headers, **wrk)
 
-        print(f"upstream: {label}; GET {path}; wrk -t{args.threads} -c{args.connections} "
-              f"-d{args.duration}s; {os.cpu_count()} CPUs; access log "
-              f"{'off' if args.no_access_log else 'on'}"
-              f"{'; authenticated' if args.authenticated else ''}")
-        print(f"{'round':>5} {'path':<8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}"
-              f"  CPU µs/request (upstream, gateway)")
+        print(
+            f"upstream: {label}; GET {path}; wrk -t{args.threads} -c{args.connections} "
+            f"-d{args.duration}s; {os.cpu_count()} CPUs; access log "
+            f"{'off' if args.no_access_log else 'on'}"
+            f"{'; authenticated' if args.authenticated else ''}"
+        )
+        print(
+            f"{'round':>5} {'path':<8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}"
+            f"  CPU µs/request (upstream, gateway)"
+        )
         direct: list[WrkResult] = []
         proxied: list[WrkResult] = []
         for n in range(1, args.rounds + 1):
@@ -315,23 +331,31 @@ def main() -> None:
                 # CPU per request is what the gateway costs, whatever else runs
                 # on the machine; req/s depend on the neighbours too.
                 per_request = ", ".join(f"{1e6 * c / max(r.requests, 1):.0f}" for c in spent)
-                print(f"{n:>5} {name:<8} {r.rps:>9.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} "
-                      f"{r.errors:>6}  {per_request}", flush=True)
+                print(
+                    f"{n:>5} {name:<8} {r.rps:>9.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} "
+                    f"{r.errors:>6}  {per_request}",
+                    flush=True,
+                )
 
         d_rps = statistics.median(r.rps for r in direct)
         g_rps = statistics.median(r.rps for r in proxied)
         one_d = run_wrk(direct_base + path, threads=1, connections=1, seconds=3, headers=[])
-        one_g = run_wrk(gateway_base + path, threads=1, connections=1, seconds=3,
-                        headers=gw_headers)
+        one_g = run_wrk(
+            gateway_base + path, threads=1, connections=1, seconds=3, headers=gw_headers
+        )
         ratio = g_rps / d_rps
         med = statistics.median
-        print(f"median  direct {d_rps:.0f} req/s (p50 {med(r.p50_ms for r in direct):.2f}"
-              f" / p99 {med(r.p99_ms for r in direct):.2f} ms), gateway {g_rps:.0f}"
-              f" req/s (p50 {med(r.p50_ms for r in proxied):.2f}"
-              f" / p99 {med(r.p99_ms for r in proxied):.2f} ms)")
-        print(f"ratio gateway/direct: {ratio:.2f}; "
-              f"added latency at 1 connection: {one_g.p50_ms - one_d.p50_ms:+.2f} ms p50 "
-              f"({one_d.p50_ms:.2f} -> {one_g.p50_ms:.2f})")
+        print(
+            f"median  direct {d_rps:.0f} req/s (p50 {med(r.p50_ms for r in direct):.2f}"
+            f" / p99 {med(r.p99_ms for r in direct):.2f} ms), gateway {g_rps:.0f}"
+            f" req/s (p50 {med(r.p50_ms for r in proxied):.2f}"
+            f" / p99 {med(r.p99_ms for r in proxied):.2f} ms)"
+        )
+        print(
+            f"ratio gateway/direct: {ratio:.2f}; "
+            f"added latency at 1 connection: {one_g.p50_ms - one_d.p50_ms:+.2f} ms p50 "
+            f"({one_d.p50_ms:.2f} -> {one_g.p50_ms:.2f})"
+        )
         verdict = "met" if ratio >= AIM else "NOT met"
         print(f"aim: gateway >= {AIM:.0%} of direct -> {verdict} ({ratio:.0%})")
     finally:

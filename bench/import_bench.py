@@ -28,6 +28,7 @@ from typing import Any
 import asyncpg
 import httpx
 from asgi_lifespan import LifespanManager
+
 from spp_shared.kit.db import Database
 from spp_shared.kit.identity import Principal, PrincipalKind, Role, sign_assertion
 from spp_shared.kit.migrations import upgrade

@@ -22,12 +22,13 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
-from spp_shared.kit.identity import Principal, PrincipalKind, Role, sign_assertion
-from spp_shared.kit.migrations import upgrade
-from spp_shared.kit.settings import DEV_ASSERTION_KEY
 from sqlalchemy import MetaData, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+
+from spp_shared.kit.identity import Principal, PrincipalKind, Role, sign_assertion
+from spp_shared.kit.migrations import upgrade
+from spp_shared.kit.settings import DEV_ASSERTION_KEY
 
 PG_URL_ENV = "SPP_TEST_DATABASE_URL"
 

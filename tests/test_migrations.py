@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
+
 from spp_shared.kit.migrations import alembic_config, downgrade, upgrade
 
 SERVICES = ["sites", "feedback", "indicators", "labelling"]

@@ -15,9 +15,7 @@ import uvicorn
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="spp_gateway", description="Run the SP+ gateway.")
     parser.add_argument("--host", default=os.environ.get("SPP_GATEWAY_HOST", "127.0.0.1"))
-    parser.add_argument(
-        "--port", type=int, default=int(os.environ.get("SPP_GATEWAY_PORT", "8000"))
-    )
+    parser.add_argument("--port", type=int, default=int(os.environ.get("SPP_GATEWAY_PORT", "8000")))
     parser.add_argument(
         "--workers", type=int, default=int(os.environ.get("SPP_GATEWAY_WORKERS", "1"))
     )

@@ -17,9 +17,6 @@ import aiohttp
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from spp_shared.kit.errors import install_problem_handlers
-from spp_shared.kit.logging import RequestContextMiddleware, configure_logging
-from spp_shared.kit.metrics import MetricsMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from spp_gateway.auth import Authenticator
@@ -29,6 +26,9 @@ from spp_gateway.proxy import Proxy
 from spp_gateway.routes import API_PREFIX, RouteTable
 from spp_gateway.settings import GatewaySettings
 from spp_gateway.upstream import UpstreamClient
+from spp_shared.kit.errors import install_problem_handlers
+from spp_shared.kit.logging import RequestContextMiddleware, configure_logging
+from spp_shared.kit.metrics import MetricsMiddleware
 
 SERVICE_NAME = "gateway"
 _API_PATH_PREFIX = API_PREFIX + "/"
@@ -58,8 +58,10 @@ async def _probe(session: aiohttp.ClientSession, url: str, seconds: float) -> di
             url, timeout=aiohttp.ClientTimeout(total=seconds), allow_redirects=False
         ) as resp:
             await resp.read()
-            return {"status": "ok" if resp.status == 200 else "unavailable",
-                    "http_status": resp.status}
+            return {
+                "status": "ok" if resp.status == 200 else "unavailable",
+                "http_status": resp.status,
+            }
     except (TimeoutError, aiohttp.ClientError) as exc:
         return {"status": "unreachable", "error": type(exc).__name__}
 
@@ -116,8 +118,11 @@ def _internal_app(
         services = dict(zip(names, results, strict=True))
         ready = all(r["status"] == "ok" for r in services.values())
         return JSONResponse(
-            {"status": "ok" if ready else "unavailable", "service": SERVICE_NAME,
-             "services": services},
+            {
+                "status": "ok" if ready else "unavailable",
+                "service": SERVICE_NAME,
+                "services": services,
+            },
             status_code=200 if ready else 503,
         )
 

@@ -116,11 +116,7 @@ def merge_openapi(
                 clashing.add(key)
                 changed = True
     renames: dict[str, dict[tuple[str, str], str]] = {
-        service: {
-            key: _prefixed(service, key[1])
-            for key in clashing
-            if service in defs[key]
-        }
+        service: {key: _prefixed(service, key[1]) for key in clashing if service in defs[key]}
         for service in available
     }
 

@@ -16,9 +16,6 @@ from typing import Any
 import aiohttp
 import orjson
 import structlog
-from spp_shared.kit.errors import PROBLEM_MEDIA_TYPE, TYPE_BASE, status_problem
-from spp_shared.kit.identity import ASSERTION_HEADER
-from spp_shared.kit.logging import REQUEST_ID_HEADER, clean_request_id
 from starlette.types import Receive, Scope, Send
 from yarl import URL
 
@@ -26,6 +23,9 @@ from spp_gateway.auth import Authenticator, InvalidCredentials
 from spp_gateway.metrics import GatewayMetrics
 from spp_gateway.routes import RouteTable
 from spp_gateway.upstream import UpstreamClient
+from spp_shared.kit.errors import PROBLEM_MEDIA_TYPE, TYPE_BASE, status_problem
+from spp_shared.kit.identity import ASSERTION_HEADER
+from spp_shared.kit.logging import REQUEST_ID_HEADER, clean_request_id
 
 log = structlog.get_logger("spp.gateway")
 
@@ -248,8 +248,16 @@ class Proxy:
         status = 502
         try:
             status = await self._forward(
-                scope, receive, send, method, URL(target, encoded=True), headers, has_body,
-                upstream.name, path, request_id,
+                scope,
+                receive,
+                send,
+                method,
+                URL(target, encoded=True),
+                headers,
+                has_body,
+                upstream.name,
+                path,
+                request_id,
             )
         finally:
             self.metrics.observe(method, upstream.name, status, started)

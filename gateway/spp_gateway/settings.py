@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
 from spp_shared.kit.settings import DEV_ASSERTION_KEY
 
 

@@ -20,8 +20,9 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
-from spp_gateway import GatewaySettings, create_app
 from starlette.types import ASGIApp
+
+from spp_gateway import GatewaySettings, create_app
 
 BOOTSTRAP_TOKEN = "test-bootstrap-token-0123456789"
 SERVICES = ("sites", "feedback", "indicators", "labelling")

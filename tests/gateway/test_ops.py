@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from spp_gateway.openapi import merge_openapi
 from spp_gateway.routes import RouteTable
 

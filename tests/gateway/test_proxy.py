@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from spp_gateway.routes import ROUTES
 from spp_shared.kit.identity import Role, verify_assertion
 from spp_shared.kit.settings import DEV_ASSERTION_KEY
@@ -178,9 +179,7 @@ async def test_bootstrap_token_sends_a_verifiable_admin_assertion(gateway: Serve
 async def test_uncached_assertion_carries_the_request_id(
     upstreams: dict[str, ServedApp],
 ) -> None:
-    settings = gateway_settings(
-        {n: u.url for n, u in upstreams.items()}, assertion_cache_seconds=0
-    )
+    settings = gateway_settings({n: u.url for n, u in upstreams.items()}, assertion_cache_seconds=0)
     served = serve_gateway(settings)
     try:
         async with httpx.AsyncClient(base_url=served.url) as client:
@@ -226,9 +225,7 @@ async def test_large_upload_streams_with_bounded_memory(gateway: ServedApp) -> N
     tracemalloc.start()
     try:
         async with httpx.AsyncClient(base_url=gateway.url, timeout=60) as client:
-            resp = await client.post(
-                "/v1/ingestion-batches", content=_upload_chunks(size // CHUNK)
-            )
+            resp = await client.post("/v1/ingestion-batches", content=_upload_chunks(size // CHUNK))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

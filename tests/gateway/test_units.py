@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from spp_gateway.auth import Authenticator, InvalidCredentials
 from spp_gateway.routes import ROUTES, RouteTable, route_key
 from spp_gateway.settings import GatewaySettings

@@ -7,8 +7,8 @@ from importlib import import_module
 
 import httpx
 import pytest
-from spp_shared.kit.migrations import migrate_and_seed
 
+from spp_shared.kit.migrations import migrate_and_seed
 from tests.conftest import serve_asgi
 
 SEEDS = {"indicators": ("spp_indicators.seed", "seed_commitments")}

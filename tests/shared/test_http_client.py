@@ -7,11 +7,12 @@ import socket
 import httpx
 import pytest
 from pydantic import BaseModel
-from spp_shared.kit.http_client import PeerError, PeerUnavailable, ServiceClient
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from spp_shared.kit.http_client import PeerError, PeerUnavailable, ServiceClient
 
 pytestmark = pytest.mark.anyio
 

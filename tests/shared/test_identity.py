@@ -3,6 +3,7 @@ from __future__ import annotations
 import time
 
 import pytest
+
 from spp_shared.kit.identity import (
     InvalidAssertion,
     Principal,

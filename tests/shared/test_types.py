@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import BaseModel, TypeAdapter, ValidationError
+
 from spp_shared.contracts import (
     COMMITMENTS,
     CommitmentNumber,

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from spp_sites.geo import (
     COG_VINTAGE,
     REFERENCE_DIR,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-from spp_shared.kit.app import create_service_app
 
 from spp_feedback.settings import FeedbackSettings
+from spp_shared.kit.app import create_service_app
 
 
 def create_app(settings: FeedbackSettings | None = None) -> FastAPI:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from spp_feedback.settings import FeedbackSettings
 from spp_shared.kit.cli import serve_main
 from spp_shared.kit.migrations import migrate_and_seed
-
-from spp_feedback.settings import FeedbackSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-from spp_shared.kit.app import create_service_app
 
 from spp_indicators.routes import router
 from spp_indicators.settings import IndicatorsSettings
+from spp_shared.kit.app import create_service_app
 
 
 def create_app(settings: IndicatorsSettings | None = None) -> FastAPI:

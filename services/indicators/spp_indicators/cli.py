@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from spp_shared.kit.cli import serve_main
-from spp_shared.kit.migrations import migrate_and_seed
-
 from spp_indicators.seed import seed_commitments
 from spp_indicators.settings import IndicatorsSettings
+from spp_shared.kit.cli import serve_main
+from spp_shared.kit.migrations import migrate_and_seed
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from spp_shared.kit.db import new_metadata
 from sqlalchemy import Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from spp_shared.kit.db import new_metadata
 
 
 class Base(DeclarativeBase):

@@ -6,12 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 from pydantic import BaseModel
-from spp_shared.kit.db import SessionDep
-from spp_shared.kit.errors import NotFound
-from spp_shared.kit.pagination import Page
 from sqlalchemy import select
 
 from spp_indicators.models import Commitment
+from spp_shared.kit.db import SessionDep
+from spp_shared.kit.errors import NotFound
+from spp_shared.kit.pagination import Page
 
 router = APIRouter(prefix="/v1", tags=["commitments"])
 

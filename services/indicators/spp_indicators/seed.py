@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from spp_shared.contracts.types import COMMITMENTS
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from spp_indicators.models import Commitment
+from spp_shared.contracts.types import COMMITMENTS
 
 # The measurable promises DOMAIN.md attaches to some commitments.
 DESCRIPTIONS: dict[int, str] = {

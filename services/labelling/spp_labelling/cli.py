@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from spp_labelling.settings import LabellingSettings
 from spp_shared.kit.cli import serve_main
 from spp_shared.kit.migrations import migrate_and_seed
-
-from spp_labelling.settings import LabellingSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-from spp_shared.kit.app import create_service_app
 
+from spp_shared.kit.app import create_service_app
 from spp_sites.routes import router
 from spp_sites.settings import SitesSettings
 

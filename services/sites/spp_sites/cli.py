@@ -6,7 +6,6 @@ from pathlib import Path
 
 from spp_shared.kit.cli import serve_main
 from spp_shared.kit.migrations import migrate_and_seed
-
 from spp_sites.demo import main as seed_demo
 from spp_sites.seed import seed_networks
 from spp_sites.settings import SitesSettings

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from spp_shared.kit.db import UTCDateTime, new_metadata
 from sqlalchemy import (
     JSON,
     Date,
@@ -19,6 +18,8 @@ from sqlalchemy import (
     func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from spp_shared.kit.db import UTCDateTime, new_metadata
 
 
 class Base(DeclarativeBase):

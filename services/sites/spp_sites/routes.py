@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
+
 from spp_shared.contracts.sites import (
     ImportReport,
     LookupRequest,
@@ -22,7 +23,6 @@ from spp_shared.kit.db import SessionDep
 from spp_shared.kit.errors import ValidationProblem
 from spp_shared.kit.identity import PrincipalDep
 from spp_shared.kit.pagination import DEFAULT_LIMIT, Page
-
 from spp_sites import service
 from spp_sites.importer.http import run_import_request
 

@@ -6,6 +6,9 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from spp_shared.contracts.sites import (
     AddressOut,
     ContactOut,
@@ -28,9 +31,6 @@ from spp_shared.contracts.types import haversine_km
 from spp_shared.kit.errors import PreconditionFailed, PreconditionRequired, ValidationProblem
 from spp_shared.kit.identity import Principal
 from spp_shared.kit.pagination import InvalidCursor, Page, decode_cursor, encode_cursor
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from spp_sites import repository as repo
 from spp_sites.errors import (
     DuplicateNetwork,

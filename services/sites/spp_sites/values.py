@@ -10,8 +10,8 @@ import hashlib
 from typing import Any
 
 import orjson
-from spp_shared.contracts.sites import SiteCreate, SitePatch
 
+from spp_shared.contracts.sites import SiteCreate, SitePatch
 from spp_sites.text import search_text
 
 CONTENT_FIELDS: tuple[str, ...] = (

@@ -12,8 +12,8 @@ from typing import IO
 
 from fastapi import Request
 from python_multipart.multipart import MultipartParser, parse_options_header
-from spp_shared.kit.errors import PayloadTooLarge, ValidationProblem
 
+from spp_shared.kit.errors import PayloadTooLarge, ValidationProblem
 from spp_sites.importer.formats import Container, container_of, part_container
 
 

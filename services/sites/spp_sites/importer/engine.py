@@ -24,7 +24,6 @@ from typing import IO, Any, Final
 from spp_shared.contracts.sites import ImportReport
 from spp_shared.kit.db import Database
 from spp_shared.kit.identity import Principal
-
 from spp_sites import repository as repo
 from spp_sites.ids import new_site_id
 from spp_sites.importer import writer

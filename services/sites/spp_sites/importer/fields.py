@@ -12,7 +12,6 @@ from datetime import date
 from typing import Any, Final
 
 from spp_shared.contracts.types import WEEKDAYS, check_coordinates, parse_day_hours
-
 from spp_sites.models import Site
 
 

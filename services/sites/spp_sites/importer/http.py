@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from fastapi import Request
+
 from spp_shared.contracts.sites import ImportReport
 from spp_shared.kit.errors import Forbidden
 from spp_shared.kit.identity import Principal, Role
-
 from spp_sites.importer.body import spooled_body
 from spp_sites.importer.engine import run_import
 from spp_sites.permissions import ensure_authenticated

@@ -6,7 +6,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from spp_shared.contracts.types import normalize_network_code, slugify_network
-
 from spp_sites.models import Network
 from spp_sites.text import fold
 

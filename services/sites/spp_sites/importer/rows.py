@@ -23,6 +23,7 @@ from typing import IO, Any, Final
 
 import orjson
 from pydantic import ValidationError
+
 from spp_shared.contracts.types import (
     WEEKDAYS,
     OpeningHours,
@@ -38,7 +39,6 @@ from spp_shared.contracts.types import (
 )
 from spp_shared.kit.errors import ValidationProblem
 from spp_shared.kit.identity import Principal
-
 from spp_sites.importer import fields as F
 from spp_sites.importer.fields import RowError
 from spp_sites.importer.formats import Format, clean_header, csv_format, sniff_delimiter
