@@ -840,3 +840,34 @@ def test_plain_functions_are_cheap() -> None:
                 parse_day_hours(row[day])
     # ~8,500 rows x 10 values; generous bound for slow CI machines.
     assert time.perf_counter() - start < 5.0
+
+
+def test_phone_fast_path_agrees_with_libphonenumber() -> None:
+    """Every national number form, fast path or not, gives libphonenumber's answer."""
+    import random
+
+    import phonenumbers
+
+    from spp_shared.contracts.types import normalize_phone
+
+    rng = random.Random(20261123)
+    samples = [f"0{rng.randrange(10**8, 10**9):09d}" for _ in range(20_000)]
+    samples += [
+        f"0{p}{rng.randrange(10**6):06d}"
+        for p in ("140", "450", "612", "700", "736", "800", "899", "970", "262", "590")
+    ]
+    for text in samples:
+        spaced = " ".join(text[i : i + 2] for i in range(0, 10, 2))
+        number = phonenumbers.parse(text, "FR")
+        try:
+            ours: str | None = normalize_phone(spaced)
+        except ValueError:
+            ours = None
+        if ours is not None and ours.startswith("+33"):
+            assert phonenumbers.is_valid_number(number), text
+            assert phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164) == ours
+        elif ours is None:
+            assert not (
+                phonenumbers.is_valid_number(number)
+                and phonenumbers.region_code_for_number(number) == "FR"
+            ), text

@@ -38,6 +38,9 @@ STATUSES: Final = frozenset({"open", "temporarily_closed", "closed"})
 FRANCE: Final = "France"
 
 
+_WHITESPACE_RE = re.compile(r"\s")
+
+
 def api_field(column: str) -> str:
     return FIELD_NAMES.get(column, column)
 
@@ -71,7 +74,7 @@ def sp_code(value: str, column: str) -> str:
 
 
 def external_code(value: str) -> str:
-    if any(c.isspace() for c in value):
+    if _WHITESPACE_RE.search(value):
         raise RowError("external_code", "must not contain spaces")
     return value
 
