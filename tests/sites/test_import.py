@@ -281,3 +281,24 @@ async def test_refusals(
     assert too_big.status_code == 413
     assert too_big.headers["content-type"] == PROBLEM
     assert await count_sites(sites_client) == 0
+
+
+async def test_import_that_closes_a_site_starts_a_new_status_period(
+    sites_client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    await post_import(sites_client, csv_body(ROWS), admin_headers)
+    closed = await sites_client.post(
+        "/v1/sites/caf:CAF-53-LAVAL/close",
+        json={"status": "temporarily_closed", "reopens_on": "2099-01-01", "reason": "travaux"},
+        headers=admin_headers,
+    )
+    assert closed.status_code == 200, closed.text
+    header = HEADER + ",status"
+    rows = [r + ",closed" for r in ROWS]
+    body = ("\n".join([header, *rows]) + "\n").encode()
+    report = (await post_import(sites_client, body, admin_headers)).json()
+    assert report["updated"] == 3, report
+    status = (await sites_client.get("/v1/sites/caf:CAF-53-LAVAL")).json()["status"]
+    assert status["state"] == "closed"
+    assert (status["reason"], status["reopens_on"]) == (None, None)
+    assert status["since"] is not None

@@ -24,7 +24,7 @@ Text300 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, 
 ExternalCode = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^\S+$")
 ]
-SpCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]{6,32}$")]
+SpCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{1,32}$")]
 HttpUrl = Annotated[str, StringConstraints(max_length=500, pattern=r"^https?://\S+$")]
 Email = Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
 

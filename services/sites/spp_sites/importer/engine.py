@@ -242,14 +242,13 @@ class _Import:
         else:
             self.report.updated += 1
             same_parent = merged["parent_sp_code"] == existing["parent_sp_code"]
+            same_status = merged["status"] == existing["status"]
             merged.update(
                 id=existing["id"],
                 parent_id=existing["parent_id"] if same_parent else None,
-                status_since=(
-                    existing["status_since"]
-                    if merged["status"] == existing["status"]
-                    else self.stamp.date()
-                ),
+                status_since=existing["status_since"] if same_status else self.stamp.date(),
+                status_reason=existing["status_reason"] if same_status else None,
+                reopens_on=existing["reopens_on"] if same_status else None,
                 updated_at=self.stamp,
             )
             updates.append(merged)

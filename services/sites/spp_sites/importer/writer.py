@@ -36,7 +36,10 @@ from spp_sites.values import CONTENT_FIELDS
 SITES = cast(Table, Site.__table__)
 NETWORKS = cast(Table, Network.__table__)
 
-EXISTING_COLUMNS: Final = ("id", "content_hash", "parent_id", "status_since", *CONTENT_FIELDS)
+# The status columns outside the content digest: an import that changes the
+# status starts a new period, without the reason or reopening date of the old one.
+STATUS_DETAIL: Final = ("status_since", "status_reason", "reopens_on")
+EXISTING_COLUMNS: Final = ("id", "content_hash", "parent_id", *STATUS_DETAIL, *CONTENT_FIELDS)
 INSERT_COLUMNS: Final = (
     "id",
     *CONTENT_FIELDS,
@@ -53,7 +56,7 @@ UPDATE_COLUMNS: Final = (
     "search_text",
     "content_hash",
     "parent_id",
-    "status_since",
+    *STATUS_DETAIL,
     "updated_at",
 )
 _JSON_COLUMNS: Final = frozenset({"opening_hours", "accessibility"})
