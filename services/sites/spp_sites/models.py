@@ -20,6 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from spp_shared.kit.db import UTCDateTime, new_metadata
+from spp_shared.kit.idempotency import idempotency_table
 
 
 class Base(DeclarativeBase):
@@ -87,3 +88,6 @@ class Site(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+idempotency_keys = idempotency_table(Base.metadata)

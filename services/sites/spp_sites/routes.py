@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
 from spp_shared.contracts.sites import (
     ImportReport,
@@ -21,10 +21,12 @@ from spp_shared.contracts.sites import (
 )
 from spp_shared.kit.db import SessionDep
 from spp_shared.kit.errors import ValidationProblem
+from spp_shared.kit.idempotency import Idempotency, idempotency_dependency
 from spp_shared.kit.identity import PrincipalDep
 from spp_shared.kit.pagination import DEFAULT_LIMIT, Page
 from spp_sites import service
 from spp_sites.importer.http import run_import_request
+from spp_sites.models import idempotency_keys
 
 router = APIRouter(prefix="/v1")
 
@@ -32,6 +34,7 @@ Limit = Annotated[int, Query(ge=1, le=500, description="Page size (1-500).")]
 Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page.")]
 IfMatch = Annotated[str | None, Header(description="The ETag you last read.")]
 IfNoneMatch = Annotated[str | None, Header()]
+IdempotencyDep = Annotated[Idempotency, Depends(idempotency_dependency(idempotency_keys))]
 
 
 def _not_modified(if_none_match: str | None, tag: str) -> bool:
@@ -67,15 +70,20 @@ async def get_network(
 
 
 @router.post(
-    "/networks", tags=["networks"], status_code=status.HTTP_201_CREATED, summary="Create a network"
+    "/networks",
+    tags=["networks"],
+    status_code=status.HTTP_201_CREATED,
+    response_model=NetworkOut,
+    summary="Create a network",
 )
 async def create_network(
-    data: NetworkCreate, session: SessionDep, principal: PrincipalDep, response: Response
-) -> NetworkOut:
+    data: NetworkCreate, session: SessionDep, principal: PrincipalDep, idem: IdempotencyDep
+) -> Response:
+    if (replayed := await idem.replay()) is not None:
+        return replayed
     network = await service.create_network(session, principal, data)
-    response.headers["ETag"] = service.etag(network.version)
-    response.headers["Location"] = f"/v1/networks/{network.code}"
-    return service.network_out(network)
+    headers = {"ETag": service.etag(network.version), "Location": f"/v1/networks/{network.code}"}
+    return await idem.respond(201, service.network_out(network), headers)
 
 
 @router.patch("/networks/{code}", tags=["networks"], summary="Change a network (If-Match)")
@@ -152,14 +160,21 @@ async def list_sites(
     )
 
 
-@router.post("/sites", tags=["sites"], status_code=status.HTTP_201_CREATED, summary="Create a site")
+@router.post(
+    "/sites",
+    tags=["sites"],
+    status_code=status.HTTP_201_CREATED,
+    response_model=SiteOut,
+    summary="Create a site",
+)
 async def create_site(
-    data: SiteCreate, session: SessionDep, principal: PrincipalDep, response: Response
-) -> SiteOut:
+    data: SiteCreate, session: SessionDep, principal: PrincipalDep, idem: IdempotencyDep
+) -> Response:
+    if (replayed := await idem.replay()) is not None:
+        return replayed
     site = await service.create_site(session, principal, data)
-    response.headers["ETag"] = service.etag(site.version)
-    response.headers["Location"] = f"/v1/sites/{site.id}"
-    return service.site_out(site)
+    headers = {"ETag": service.etag(site.version), "Location": f"/v1/sites/{site.id}"}
+    return await idem.respond(201, service.site_out(site), headers)
 
 
 @router.post(

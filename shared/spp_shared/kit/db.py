@@ -41,6 +41,10 @@ def is_sqlite(url: str) -> bool:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # The sqlite3 module opens transactions lazily and behind SQLAlchemy's
+    # back, which breaks SAVEPOINTs (a RELEASE would commit); take control and
+    # emit BEGIN ourselves (SQLAlchemy's documented recipe for pysqlite/aiosqlite).
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     # WAL lets readers go on while the importer writes; foreign keys are off
     # by default in SQLite; busy_timeout turns lock contention into waiting.
@@ -49,6 +53,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    conn.exec_driver_sql("BEGIN")
 
 
 def ensure_sqlite_dir(url: str) -> None:
@@ -64,6 +72,7 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
         ensure_sqlite_dir(url)
         engine = create_async_engine(url, echo=echo)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
     return create_async_engine(
         url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True

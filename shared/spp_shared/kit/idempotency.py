@@ -1,0 +1,197 @@
+"""``Idempotency-Key`` on creating POSTs, with Stripe's semantics.
+
+The first response to a (caller, key) is stored and replayed to retries; the
+same key with a different request is refused (422); keys live at least 24 h.
+The key is claimed in the request's own transaction, so the claim and the
+work commit or roll back together: a request that failed leaves no key
+behind and can simply be retried. Only authenticated callers get replays:
+anonymous callers share one identity, and replaying one person's answer to
+another would leak it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import Header, Request
+from fastapi.responses import Response
+from pydantic import BaseModel
+from sqlalchemy import (
+    JSON,
+    Column,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    delete,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from spp_shared.kit.db import SessionDep, UTCDateTime
+from spp_shared.kit.errors import BadRequest, Conflict, ValidationProblem
+from spp_shared.kit.identity import Principal, PrincipalDep
+
+HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+TTL = timedelta(hours=24)
+MAX_KEY_LENGTH = 255
+# Response headers worth replaying; the rest are per-response.
+KEPT_HEADERS = ("location", "etag", "content-type")
+
+
+def idempotency_table(metadata: MetaData) -> Table:
+    """The table each service that accepts keys declares in its own metadata."""
+    return Table(
+        "idempotency_keys",
+        metadata,
+        Column("principal", String(200), primary_key=True),
+        Column("key", String(MAX_KEY_LENGTH), primary_key=True),
+        Column("request_hash", String(64), nullable=False),
+        Column("status_code", Integer, nullable=True),
+        Column("response_body", LargeBinary, nullable=True),
+        Column("response_headers", JSON, nullable=True),
+        Column("created_at", UTCDateTime(), nullable=False, index=True),
+    )
+
+
+class InvalidIdempotencyKey(BadRequest):
+    type_ = "invalid-idempotency-key"
+    title = "Invalid Idempotency-Key"
+
+
+class IdempotencyKeyReused(ValidationProblem):
+    type_ = "idempotency-key-reused"
+    title = "Idempotency-Key reused with a different request"
+
+
+class IdempotencyKeyInFlight(Conflict):
+    type_ = "idempotency-key-in-flight"
+    title = "A request with this Idempotency-Key is still being processed"
+
+
+class Idempotency:
+    """Per request: ``replay()`` first, then ``respond()`` with the result."""
+
+    def __init__(
+        self,
+        session: AsyncSession,
+        table: Table,
+        principal: Principal,
+        key: str | None,
+        request_hash: str,
+    ) -> None:
+        self.session = session
+        self.table = table
+        self.principal = principal.subject
+        self.key = key if key is not None and not principal.is_anonymous else None
+        self.request_hash = request_hash
+
+    def _where(self) -> Any:
+        t = self.table
+        return (t.c.principal == self.principal) & (t.c.key == self.key)
+
+    async def _existing(self) -> Any:
+        return (await self.session.execute(select(self.table).where(self._where()))).first()
+
+    def _replay(self, row: Any) -> Response:
+        if row.request_hash != self.request_hash:
+            raise IdempotencyKeyReused(
+                f"The {HEADER} '{self.key}' was used with a different request; "
+                "use a new key for a new request."
+            )
+        if row.status_code is None:
+            raise IdempotencyKeyInFlight(f"Retry the request with {HEADER} '{self.key}' later.")
+        headers = dict(row.response_headers or {}) | {REPLAYED_HEADER: "true"}
+        return Response(row.response_body, status_code=row.status_code, headers=headers)
+
+    async def replay(self) -> Response | None:
+        """The stored response for this key, or None after claiming the key."""
+        if self.key is None:
+            return None
+        row = await self._existing()
+        now = datetime.now(UTC)
+        if row is not None and row.created_at < now - TTL:
+            await self.session.execute(delete(self.table).where(self._where()))
+            row = None
+        if row is not None:
+            return self._replay(row)
+        try:
+            async with self.session.begin_nested():
+                await self.session.execute(
+                    insert(self.table).values(
+                        principal=self.principal,
+                        key=self.key,
+                        request_hash=self.request_hash,
+                        created_at=now,
+                    )
+                )
+        except IntegrityError:
+            # A concurrent request with this key committed first: replay it.
+            row = await self._existing()
+            if row is None:
+                raise IdempotencyKeyInFlight(
+                    f"Retry the request with {HEADER} '{self.key}' later."
+                ) from None
+            return self._replay(row)
+        return None
+
+    async def respond(
+        self, status_code: int, body: BaseModel, headers: dict[str, str] | None = None
+    ) -> Response:
+        """The response, stored under the key (in the same transaction) when one was sent."""
+        payload = body.model_dump_json().encode()
+        all_headers = {"content-type": "application/json", **(headers or {})}
+        if self.key is not None:
+            kept = {k: v for k, v in all_headers.items() if k.lower() in KEPT_HEADERS}
+            await self.session.execute(
+                update(self.table)
+                .where(self._where())
+                .values(status_code=status_code, response_body=payload, response_headers=kept)
+            )
+        return Response(payload, status_code=status_code, headers=all_headers)
+
+
+def _request_hash(request: Request, body: bytes) -> str:
+    digest = hashlib.sha256()
+    digest.update(f"{request.method} {request.url.path}?{request.url.query}\n".encode())
+    digest.update(body)
+    return digest.hexdigest()
+
+
+def idempotency_dependency(table: Table) -> Callable[..., Awaitable[Idempotency]]:
+    """The dependency giving an :class:`Idempotency` bound to ``table``.
+
+    Use as ``Annotated[Idempotency, Depends(idempotency_dependency(table))]``.
+    """
+
+    async def dependency(
+        request: Request,
+        session: SessionDep,
+        principal: PrincipalDep,
+        idempotency_key: Annotated[
+            str | None,
+            Header(
+                alias=HEADER,
+                description="Any unique value (a UUID): a retry with the same key and "
+                "request replays the first answer instead of creating twice. Kept 24 h.",
+            ),
+        ] = None,
+    ) -> Idempotency:
+        if idempotency_key is not None and not (
+            0 < len(idempotency_key) <= MAX_KEY_LENGTH and idempotency_key.isprintable()
+        ):
+            raise InvalidIdempotencyKey(
+                f"{HEADER} must be 1-{MAX_KEY_LENGTH} printable characters."
+            )
+        body = await request.body()
+        return Idempotency(session, table, principal, idempotency_key, _request_hash(request, body))
+
+    return dependency
