@@ -295,3 +295,16 @@ async def test_lookup_in_bulk(
     too_many = await sites_client.post("/v1/sites/lookup", json={"ids": ["x"] * 10_001})
     assert too_many.status_code == 422
     assert (await sites_client.get("/v1/sites/AbC123xyZ9")).json()["id"] == b["id"]
+
+
+async def test_lookup_takes_ten_thousand_keys(
+    sites_client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    site = await create(sites_client, admin_headers, VALSERHONE)
+    ids = [f"SP{i:08d}" for i in range(5_000)] + [site["id"]]
+    refs = [{"network": "caf", "external_code": f"C{i}"} for i in range(4_999)]
+    resp = await sites_client.post("/v1/sites/lookup", json={"ids": ids, "refs": refs})
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert [s["id"] for s in body["found"]] == [site["id"]]
+    assert (len(body["missing_ids"]), len(body["missing_refs"])) == (5_000, 4_999)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select, tuple_, update
+import orjson
+from sqlalchemy import Select, String, and_, bindparam, func, select, union_all, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from spp_sites.models import Network, Site
@@ -97,19 +100,108 @@ async def sites_in_bbox(session: AsyncSession, filters: SiteFilters) -> Sequence
     return (await session.scalars(_filtered(filters))).all()
 
 
+# --- many keys in one statement -----------------------------------------------
+#
+# Long lists of keys travel as ONE parameter (a PostgreSQL array, a JSON text
+# for SQLite) joined as a table, so the statement is compiled once and each
+# key is an index probe: a row-value IN list of thousands of bound values
+# costs more to compile than to run, and PostgreSQL evaluates it per row.
+
+
+def _is_pg(session: AsyncSession) -> bool:
+    return session.bind is not None and session.bind.dialect.name == "postgresql"
+
+
+def _values_source(name: str, pg: bool) -> Any:
+    if pg:
+        values = bindparam(name, type_=ARRAY(String))
+        return func.unnest(values).table_valued("value").render_derived(name=name)
+    return func.json_each(bindparam(name)).table_valued("value").alias(name)
+
+
+def _pairs_source(name: str, pg: bool) -> tuple[Any, Any, Any]:
+    """A (network, external code) pairs table and its two columns."""
+    if pg:
+        nets = bindparam(f"{name}_net", type_=ARRAY(String))
+        exts = bindparam(f"{name}_ext", type_=ARRAY(String))
+        source = func.unnest(nets, exts).table_valued("net", "ext").render_derived(name=name)
+        return source, source.c.net, source.c.ext
+    # SQLite has no column-alias list: json_each's own "value" column is used.
+    source = func.json_each(bindparam(name)).table_valued("value").alias(name)
+    return (
+        source,
+        func.json_extract(source.c.value, "$[0]"),
+        func.json_extract(source.c.value, "$[1]"),
+    )
+
+
+def _bind_values(name: str, values: Sequence[str], pg: bool) -> dict[str, Any]:
+    return {name: list(values) if pg else orjson.dumps(list(values)).decode()}
+
+
+def _bind_pairs(name: str, pairs: Sequence[tuple[str, str]], pg: bool) -> dict[str, Any]:
+    if pg:
+        return {f"{name}_net": [p[0] for p in pairs], f"{name}_ext": [p[1] for p in pairs]}
+    return {name: orjson.dumps([list(p) for p in pairs]).decode()}
+
+
+@lru_cache(maxsize=16)
+def _keyed_select(columns: tuple[str, ...], pg: bool, by_pairs: bool, by: tuple[str, ...]) -> Any:
+    """SELECT ``columns`` of the sites matching the pairs and/or ``by`` columns' values."""
+    cols = [Site.__table__.c[c] for c in columns]
+    parts = []
+    if by_pairs:
+        source, net, ext = _pairs_source("pairs", pg)
+        parts.append(
+            select(*cols).join_from(
+                Site.__table__,
+                source,
+                and_(Site.__table__.c.network_code == net, Site.__table__.c.external_code == ext),
+            )
+        )
+    for column in by:
+        values = select(_values_source("codes", pg).c.value).scalar_subquery()
+        parts.append(select(*cols).where(Site.__table__.c[column].in_(values)))
+    # UNION ALL: UNION would compare the JSON columns, which PostgreSQL cannot.
+    return union_all(*parts) if len(parts) > 1 else parts[0]
+
+
+async def sites_by_keys(
+    session: AsyncSession,
+    columns: Sequence[str],
+    *,
+    pairs: Sequence[tuple[str, str]] = (),
+    codes: Sequence[str] = (),
+    code_columns: Sequence[str] = ("sp_code",),
+) -> list[Any]:
+    """Rows (``columns``, which must include ``id``) of the sites with any of the
+    (network, external code) ``pairs``, or whose ``code_columns`` hold any of
+    ``codes``: one statement, each site once."""
+    by = tuple(code_columns) if codes else ()
+    if not pairs and not by:
+        return []
+    pg = _is_pg(session)
+    params: dict[str, Any] = {}
+    if pairs:
+        params |= _bind_pairs("pairs", pairs, pg)
+    if by:
+        params |= _bind_values("codes", codes, pg)
+    if "id" not in columns:
+        raise ValueError("sites_by_keys needs the id column to drop duplicates")
+    stmt = _keyed_select(tuple(columns), pg, bool(pairs), by)
+    unique = {row["id"]: row for row in (await session.execute(stmt, params)).mappings()}
+    return list(unique.values())
+
+
 async def lookup_sites(
     session: AsyncSession, ids: Sequence[str], refs: Sequence[tuple[str, str]]
 ) -> Sequence[Site]:
-    """One query for ids, SP+ codes and (network, external code) pairs."""
-    conds: list[Any] = []
-    if ids:
-        conds.append(Site.id.in_(ids))
-        conds.append(Site.sp_code.in_(ids))
-    if refs:
-        conds.append(tuple_(Site.network_code, Site.external_code).in_(refs))
-    if not conds:
-        return []
-    return (await session.scalars(select(Site).where(or_(*conds)))).all()
+    """Sites by id or SP+ code, and by (network, external code): one query."""
+    columns = [c.name for c in Site.__table__.columns]
+    rows = await sites_by_keys(
+        session, columns, pairs=refs, codes=ids, code_columns=("id", "sp_code")
+    )
+    return [Site(**row) for row in rows]
 
 
 async def count_sites(session: AsyncSession) -> int:

@@ -13,19 +13,11 @@ from typing import Any, Final, cast
 
 import orjson
 from sqlalchemy import (
-    String,
     Table,
-    and_,
-    any_,
     bindparam,
-    func,
     insert,
-    or_,
-    select,
-    tuple_,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from spp_sites import repository as repo
@@ -60,8 +52,6 @@ UPDATE_COLUMNS: Final = (
     "updated_at",
 )
 _JSON_COLUMNS: Final = frozenset({"opening_hours", "accessibility"})
-# Bound parameters per look-up statement stay well under SQLite's and asyncpg's limits.
-LOOKUP_CHUNK: Final = 1000
 
 _UPDATE = (
     update(SITES)
@@ -78,50 +68,8 @@ async def existing_sites(
     session: AsyncSession, keys: Sequence[tuple[str, str]], sp_codes: Sequence[str]
 ) -> list[dict[str, Any]]:
     """Sites matching any ``(network, external code)`` pair or SP+ code."""
-    if is_postgresql(session):
-        return await _existing_sites_pg(session, keys, sp_codes)
-    columns = [SITES.c[name] for name in EXISTING_COLUMNS]
-    found: list[dict[str, Any]] = []
-    for start in range(0, max(len(keys), len(sp_codes)), LOOKUP_CHUNK):
-        key_part = keys[start : start + LOOKUP_CHUNK]
-        sp_part = sp_codes[start : start + LOOKUP_CHUNK]
-        conds: list[Any] = []
-        if key_part:
-            conds.append(tuple_(SITES.c.network_code, SITES.c.external_code).in_(key_part))
-        if sp_part:
-            conds.append(SITES.c.sp_code.in_(sp_part))
-        result = await session.execute(select(*columns).where(or_(*conds)))
-        found.extend(dict(r._mapping) for r in result)
-    return found
-
-
-_TEXT_ARRAY = ARRAY(String)
-_KEYS = (
-    func.unnest(bindparam("nets", type_=_TEXT_ARRAY), bindparam("exts", type_=_TEXT_ARRAY))
-    .table_valued("net", "ext")
-    .render_derived(name="k")
-)
-_BY_KEYS_PG = select(*[SITES.c[name] for name in EXISTING_COLUMNS]).join_from(
-    SITES, _KEYS, and_(SITES.c.network_code == _KEYS.c.net, SITES.c.external_code == _KEYS.c.ext)
-)
-_BY_SP_CODES_PG = select(*[SITES.c[name] for name in EXISTING_COLUMNS]).where(
-    SITES.c.sp_code == any_(bindparam("sps", type_=_TEXT_ARRAY))
-)
-
-
-async def _existing_sites_pg(
-    session: AsyncSession, keys: Sequence[tuple[str, str]], sp_codes: Sequence[str]
-) -> list[dict[str, Any]]:
-    """Arrays joined with unnest: a long row-value IN list is evaluated per row."""
-    found: dict[str, dict[str, Any]] = {}
-    if keys:
-        params = {"nets": [k[0] for k in keys], "exts": [k[1] for k in keys]}
-        for r in await session.execute(_BY_KEYS_PG, params):
-            found[r.id] = dict(r._mapping)
-    if sp_codes:
-        for r in await session.execute(_BY_SP_CODES_PG, {"sps": list(sp_codes)}):
-            found[r.id] = dict(r._mapping)
-    return list(found.values())
+    rows = await repo.sites_by_keys(session, EXISTING_COLUMNS, pairs=keys, codes=sp_codes)
+    return [dict(r) for r in rows]
 
 
 async def insert_networks(
