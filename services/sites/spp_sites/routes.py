@@ -57,14 +57,16 @@ async def list_networks(
     return await service.list_networks(session, cursor=cursor, limit=limit, kind=kind)
 
 
-@router.get("/networks/{code}", tags=["networks"], summary="Get a network")
+@router.get(
+    "/networks/{code}", tags=["networks"], response_model=NetworkOut, summary="Get a network"
+)
 async def get_network(
     code: str, session: SessionDep, response: Response, if_none_match: IfNoneMatch = None
-) -> NetworkOut:
+) -> NetworkOut | Response:
     network = await service.get_network(session, code)
     tag = service.etag(network.version)
     if _not_modified(if_none_match, tag):
-        return Response(status_code=304, headers={"ETag": tag})  # type: ignore[return-value]
+        return Response(status_code=304, headers={"ETag": tag})
     response.headers["ETag"] = tag
     return service.network_out(network)
 
@@ -217,14 +219,19 @@ async def lookup_sites(
     return await service.lookup(session, data, request.app.state.settings.lookup_max_items)
 
 
-@router.get("/sites/{ref}", tags=["sites"], summary="Get a site by id, SP+ code or network:code")
+@router.get(
+    "/sites/{ref}",
+    tags=["sites"],
+    response_model=SiteOut,
+    summary="Get a site by id, SP+ code or network:code",
+)
 async def get_site(
     ref: str, session: SessionDep, response: Response, if_none_match: IfNoneMatch = None
-) -> SiteOut:
+) -> SiteOut | Response:
     site = await service.resolve_site(session, ref)
     tag = service.etag(site.version)
     if _not_modified(if_none_match, tag):
-        return Response(status_code=304, headers={"ETag": tag})  # type: ignore[return-value]
+        return Response(status_code=304, headers={"ETag": tag})
     response.headers["ETag"] = tag
     response.headers["Last-Modified"] = site.updated_at.strftime("%a, %d %b %Y %H:%M:%S GMT")
     return service.site_out(site)
