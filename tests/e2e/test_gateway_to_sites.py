@@ -149,3 +149,35 @@ def test_calling_the_service_directly_forges_nothing(platform: tuple[str, str]) 
         # The gateway drops client-supplied assertions: this is an anonymous call.
         assert through.status_code == 401
         assert through.json()["type"].endswith("/unauthorized")
+
+
+DEMO = Path(__file__).parents[2] / "services/sites/spp_sites/reference/demo"
+
+
+def test_the_programme_export_imports_whole_through_the_gateway(
+    platform: tuple[str, str],
+) -> None:
+    gateway, _ = platform
+    admin = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "text/csv"}
+    with httpx.Client(base_url=gateway, timeout=120) as client:
+        with (DEMO / "sp_plus_export-structures.csv").open("rb") as f:
+            resp = client.post("/v1/sites/import", content=f, headers=admin)
+        assert resp.status_code == 200, resp.text[:500]
+        report = resp.json()
+        assert (report["rows"], report["created"], report["rejected"]) == (14_763, 14_763, 0)
+        assert "police-nationale" not in report["networks_created"]  # a reference network
+        assert report["committed"] is True
+
+        with (DEMO / "france_services_liste-fs-20240801.csv").open("rb") as f:
+            resp = client.post("/v1/sites/import", content=f, headers=admin)
+        assert resp.status_code == 200, resp.text[:500]
+        report = resp.json()
+        assert (report["updated"], report["created"], report["rejected"]) == (2_180, 665, 0)
+
+        # A France services structure of the export, enriched by the ANCT list.
+        valserhone = client.get("/v1/sites/france-services:1").json()
+        assert valserhone["sp_code"] is not None
+        assert valserhone["coordinates"] is not None
+        assert valserhone["opening_hours"]["tuesday"]
+        closed = client.get("/v1/sites", params={"status": "closed", "limit": 500}).json()
+        assert len(closed["items"]) == 500 and closed["next_cursor"]

@@ -207,9 +207,7 @@ async def import_sites(
         bool, Query(description="Write the valid rows even if some are rejected.")
     ] = False,
 ) -> Response:
-    report = await run_import_request(request, principal, dry_run=dry_run, keep_valid=keep_valid)
-    code = 200 if report.committed or report.dry_run or report.rejected == 0 else 422
-    return Response(report.model_dump_json(), status_code=code, media_type="application/json")
+    return await run_import_request(request, principal, dry_run=dry_run, keep_valid=keep_valid)
 
 
 @router.post("/sites/lookup", tags=["sites"], summary="Bulk look-up of sites (services)")
