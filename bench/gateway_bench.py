@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import re
+import secrets
 import shlex
 import shutil
 import socket
@@ -236,6 +237,7 @@ def main() -> None:
     env = {
         **os.environ,
         "SPP_BOOTSTRAP_TOKEN": BENCH_TOKEN,
+        "SPP_ASSERTION_KEY": "bench-" + secrets.token_hex(24),
         "SPP_GATEWAY_SITES_URL": f"http://127.0.0.1:{up_port}",
         "SPP_GATEWAY_LOG_LEVEL": "warning",
         "SPP_SITES_DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/sites.db",

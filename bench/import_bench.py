@@ -15,8 +15,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import os
 import random
 import resource
+import secrets
 import sqlite3
 import tempfile
 import time
@@ -32,7 +34,7 @@ from asgi_lifespan import LifespanManager
 from spp_shared.kit.db import Database
 from spp_shared.kit.identity import Principal, PrincipalKind, Role, sign_assertion
 from spp_shared.kit.migrations import upgrade
-from spp_shared.kit.settings import DEV_ASSERTION_KEY
+from spp_shared.kit.settings import ASSERTION_KEY_ENV
 from spp_sites.app import create_app
 from spp_sites.cli import MIGRATIONS
 from spp_sites.geo import GeoReference
@@ -49,6 +51,7 @@ HEADER = [
     "commune_code", "commune_name", "latitude", "longitude", "phone", "email", "website",
     "monday", "tuesday", "wednesday", "thursday", "friday",
 ]  # fmt: skip
+BENCH_KEY = os.environ.setdefault(ASSERTION_KEY_ENV, "bench-" + secrets.token_hex(24))
 ADMIN = Principal(subject="bench", kind=PrincipalKind.bootstrap, roles=[Role.programme_admin])
 
 
@@ -109,7 +112,7 @@ async def import_over_http(url: str, path: Path) -> tuple[float, dict[str, Any]]
     app = create_app(settings)
     headers = {
         "content-type": "text/csv",
-        "x-spp-assertion": sign_assertion(ADMIN, DEV_ASSERTION_KEY, ttl=3600),
+        "x-spp-assertion": sign_assertion(ADMIN, BENCH_KEY, ttl=3600),
     }
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,17 +19,20 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import MetaData, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
-from spp_shared.kit.identity import Principal, PrincipalKind, Role, sign_assertion
+from spp_shared.kit.identity import Principal, PrincipalKind, Role
 from spp_shared.kit.migrations import upgrade
-from spp_shared.kit.settings import DEV_ASSERTION_KEY
+from spp_shared.kit.settings import ASSERTION_KEY_ENV
+from tests.support import TEST_ASSERTION_KEY, assertion_headers, serve_asgi
 
 PG_URL_ENV = "SPP_TEST_DATABASE_URL"
+
+# Every app and process the suite starts reads the key from the environment.
+os.environ[ASSERTION_KEY_ENV] = TEST_ASSERTION_KEY
 
 
 @pytest.fixture(scope="session")
@@ -127,10 +129,6 @@ def migrated_db(
     return ServiceDB(url=url, metadata=metadata, seed=seed)
 
 
-def assertion_headers(principal: Principal) -> dict[str, str]:
-    return {"x-spp-assertion": sign_assertion(principal, DEV_ASSERTION_KEY)}
-
-
 ADMIN = Principal(subject="test-admin", kind=PrincipalKind.bootstrap, roles=[Role.programme_admin])
 
 
@@ -152,14 +150,6 @@ def manager_headers() -> Callable[[str], dict[str, str]]:
         )
 
     return make
-
-
-@asynccontextmanager
-async def serve_asgi(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield client
 
 
 # --- sites -----------------------------------------------------------------------

@@ -69,6 +69,8 @@ def main() -> int:
     if not token:
         token = "dev-" + secrets.token_urlsafe(24)
         env["SPP_BOOTSTRAP_TOKEN"] = token
+    # Services refuse to start without the key of the gateway's assertions.
+    env.setdefault("SPP_ASSERTION_KEY", secrets.token_urlsafe(32))
     py = sys.executable
 
     for name in SERVICES:

@@ -11,6 +11,8 @@ import os
 
 import uvicorn
 
+from spp_shared.kit.cli import require_assertion_key
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="spp_gateway", description="Run the SP+ gateway.")
@@ -20,6 +22,7 @@ def main(argv: list[str] | None = None) -> None:
         "--workers", type=int, default=int(os.environ.get("SPP_GATEWAY_WORKERS", "1"))
     )
     args = parser.parse_args(argv)
+    require_assertion_key()
     uvicorn.run(
         "spp_gateway.app:create_app",
         factory=True,

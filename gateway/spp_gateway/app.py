@@ -29,6 +29,7 @@ from spp_gateway.upstream import UpstreamClient
 from spp_shared.kit.errors import install_problem_handlers
 from spp_shared.kit.logging import RequestContextMiddleware, configure_logging
 from spp_shared.kit.metrics import MetricsMiddleware
+from spp_shared.kit.settings import require_assertion_key
 
 SERVICE_NAME = "gateway"
 _API_PATH_PREFIX = API_PREFIX + "/"
@@ -151,7 +152,7 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
         bootstrap_token=(
             settings.bootstrap_token.get_secret_value() if settings.bootstrap_token else None
         ),
-        assertion_key=settings.assertion_key.get_secret_value(),
+        assertion_key=require_assertion_key(settings.assertion_key),
         cache_seconds=settings.assertion_cache_seconds,
     )
     proxy = Proxy(routes=routes, auth=auth, upstream=upstream, metrics=metrics)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from spp_shared.kit.settings import DEV_ASSERTION_KEY
+from spp_shared.kit.settings import AssertionKey
 
 
 class GatewaySettings(BaseSettings):
@@ -58,10 +58,7 @@ class GatewaySettings(BaseSettings):
         validation_alias=AliasChoices("SPP_BOOTSTRAP_TOKEN"),
         description="Static admin bearer token for first-run setup; unset disables it.",
     )
-    assertion_key: SecretStr = Field(
-        default=SecretStr(DEV_ASSERTION_KEY),
-        validation_alias=AliasChoices("SPP_ASSERTION_KEY"),
-    )
+    assertion_key: AssertionKey
 
     def upstream_urls(self) -> dict[str, str]:
         return {

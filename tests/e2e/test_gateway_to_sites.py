@@ -180,4 +180,5 @@ def test_the_programme_export_imports_whole_through_the_gateway(
         assert valserhone["coordinates"] is not None
         assert valserhone["opening_hours"]["tuesday"]
         closed = client.get("/v1/sites", params={"status": "closed", "limit": 500}).json()
-        assert len(closed["items"]) == 500 and closed["next_cursor"]
+        assert len(closed["items"]) == 500
+        assert closed["next_cursor"]

@@ -14,7 +14,7 @@ import pytest
 
 from spp_gateway.routes import ROUTES
 from spp_shared.kit.identity import Role, verify_assertion
-from spp_shared.kit.settings import DEV_ASSERTION_KEY
+from tests.support import TEST_ASSERTION_KEY
 
 from .conftest import (
     BOOTSTRAP_TOKEN,
@@ -170,7 +170,7 @@ async def test_bootstrap_token_sends_a_verifiable_admin_assertion(gateway: Serve
     seen = received_headers(resp.json())
     assert "authorization" not in seen  # the credential stops at the gateway
     [token] = seen["x-spp-assertion"]
-    principal = verify_assertion(token, DEV_ASSERTION_KEY)
+    principal = verify_assertion(token, TEST_ASSERTION_KEY)
     assert principal.subject == "bootstrap-admin"
     assert principal.kind.value == "bootstrap"
     assert principal.has_role(Role.programme_admin)
@@ -190,7 +190,7 @@ async def test_uncached_assertion_carries_the_request_id(
     finally:
         served.stop()
     [token] = received_headers(resp.json())["x-spp-assertion"]
-    assert verify_assertion(token, DEV_ASSERTION_KEY).request_id == "r-1"
+    assert verify_assertion(token, TEST_ASSERTION_KEY).request_id == "r-1"
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from spp_shared.kit.migrations import migrate_and_seed
-from tests.conftest import serve_asgi
+from tests.support import serve_asgi
 
 SEEDS = {"indicators": ("spp_indicators.seed", "seed_commitments")}
 

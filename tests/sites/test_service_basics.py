@@ -54,3 +54,18 @@ async def test_health_ready_metrics(sites_client: httpx.AsyncClient) -> None:
     metrics = await sites_client.get("/metrics")
     assert 'route="/v1/networks"' in metrics.text
     assert "spp_http_requests_total" in metrics.text
+
+
+async def test_assertion_signed_with_another_key_is_refused(
+    sites_client: httpx.AsyncClient,
+) -> None:
+    from spp_shared.kit.identity import Principal, PrincipalKind, Role
+    from tests.support import assertion_headers
+
+    admin = Principal(subject="x", kind=PrincipalKind.bootstrap, roles=[Role.programme_admin])
+    headers = assertion_headers(admin, key="a-key-that-is-not-the-platform-one-0123456789")
+    resp = await sites_client.post(
+        "/v1/networks", json={"code": "x1", "name": "X"}, headers=headers
+    )
+    assert resp.status_code == 401
+    assert (await sites_client.get("/v1/networks/x1")).status_code == 404

@@ -15,7 +15,7 @@ from spp_shared.kit.errors import PROBLEM_RESPONSES, install_problem_handlers
 from spp_shared.kit.health import router as health_router
 from spp_shared.kit.logging import RequestContextMiddleware, configure_logging
 from spp_shared.kit.metrics import Metrics, MetricsMiddleware, metrics_endpoint
-from spp_shared.kit.settings import ServiceSettings
+from spp_shared.kit.settings import ServiceSettings, require_assertion_key
 
 PROBLEM_SCHEMA: dict[str, Any] = {
     "title": "Problem",
@@ -90,7 +90,7 @@ def create_service_app(
     app.state.settings = settings
     app.state.db = db
     app.state.service_name = settings.service_name
-    app.state.assertion_key = settings.assertion_key.get_secret_value()
+    app.state.assertion_key = require_assertion_key(settings.assertion_key)
     metrics = Metrics(settings.service_name)
     app.state.metrics = metrics
 

@@ -8,6 +8,14 @@ from collections.abc import Callable
 
 import uvicorn
 
+from spp_shared.kit.settings import ASSERTION_KEY_ENV, MissingAssertionKey
+
+
+def require_assertion_key() -> None:
+    """Stop with a clear message, not a traceback, when the key is missing."""
+    if not os.environ.get(ASSERTION_KEY_ENV):
+        raise SystemExit(str(MissingAssertionKey()))
+
 
 def serve_main(
     name: str,
@@ -37,6 +45,8 @@ def serve_main(
         commands[args.command][1]()
         return
 
+    if args.command == "serve":
+        require_assertion_key()
     if args.command == "migrate" or getattr(args, "migrate", False):
         migrate()
     if args.command == "serve":

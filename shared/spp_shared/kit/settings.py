@@ -2,30 +2,42 @@
 
 Each service subclasses :class:`ServiceSettings` with its own env prefix
 (``SPP_SITES_``, ``SPP_FEEDBACK_``...), so one environment can hold the
-configuration of the whole platform without collisions.
+configuration of the whole platform without collisions. Platform-wide
+secrets keep one name everywhere (``SPP_ASSERTION_KEY``).
 """
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from typing import Annotated
+
+from pydantic import AfterValidator, AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# Development-only key: `make run` and the tests use it when nothing is set.
-# Production deployments must set SPP_ASSERTION_KEY (see docs/decisions).
-DEV_ASSERTION_KEY = "spp-dev-assertion-key-change-me-in-production-0123456789"
+ASSERTION_KEY_ENV = "SPP_ASSERTION_KEY"
+MIN_ASSERTION_KEY_LENGTH = 32
 
 
-class PlatformSettings(BaseSettings):
-    """Settings every process reads under the common ``SPP_`` prefix."""
+def _long_enough(key: SecretStr | None) -> SecretStr | None:
+    if key is not None and len(key.get_secret_value()) < MIN_ASSERTION_KEY_LENGTH:
+        raise ValueError(
+            f"{ASSERTION_KEY_ENV} must be at least {MIN_ASSERTION_KEY_LENGTH} characters"
+        )
+    return key
 
-    model_config = SettingsConfigDict(env_prefix="SPP_", extra="ignore")
 
-    assertion_key: SecretStr = Field(
-        default=SecretStr(DEV_ASSERTION_KEY),
-        description="HMAC key signing the gateway's internal identity assertion.",
-    )
-    log_level: str = "INFO"
-    log_json: bool = True
+# No default on purpose: a key shipped in the code would let anyone who can
+# reach a service forge the gateway's assertions. `make run` and the tests
+# generate their own. Optional here so that `migrate` runs without it; the
+# apps refuse to start without it (require_assertion_key).
+AssertionKey = Annotated[
+    SecretStr | None,
+    AfterValidator(_long_enough),
+    Field(
+        default=None,
+        validation_alias=AliasChoices(ASSERTION_KEY_ENV, "assertion_key"),
+        description="HMAC key of the gateway's identity assertion; the same in every process.",
+    ),
+]
 
 
 class ServiceSettings(BaseSettings):
@@ -37,8 +49,22 @@ class ServiceSettings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./.var/service.db"
     database_echo: bool = False
     database_pool_size: int = 10
-    assertion_key: SecretStr = Field(default=SecretStr(DEV_ASSERTION_KEY))
+    assertion_key: AssertionKey
     log_level: str = "INFO"
     log_json: bool = True
     access_log: bool = True
-    max_page_size: int = 500
+
+
+class MissingAssertionKey(RuntimeError):
+    def __init__(self) -> None:
+        super().__init__(
+            f"{ASSERTION_KEY_ENV} is not set: give every service and the gateway the same "
+            f"random key of at least {MIN_ASSERTION_KEY_LENGTH} characters "
+            "(`make run` generates one for development)."
+        )
+
+
+def require_assertion_key(key: SecretStr | None) -> str:
+    if key is None:
+        raise MissingAssertionKey
+    return key.get_secret_value()
