@@ -69,3 +69,58 @@ async def test_assertion_signed_with_another_key_is_refused(
     )
     assert resp.status_code == 401
     assert (await sites_client.get("/v1/networks/x1")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/v1/sites?network=ca%00f",
+        "/v1/sites/a%00b",
+        "/v1/networks/a%00b",
+        "/v1/sites?q=%1b%5b31m",
+    ],
+)
+async def test_control_characters_in_path_or_query_are_400(
+    sites_client: httpx.AsyncClient, url: str
+) -> None:
+    resp = await sites_client.get(url)
+    assert resp.status_code == 400
+    assert resp.headers["content-type"] == "application/problem+json"
+
+
+async def test_nul_in_a_cursor_or_body_never_reaches_the_database(
+    sites_client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    cursor = await sites_client.get("/v1/sites", params={"cursor": "WyJcdTAwMDAiXQ"})
+    assert cursor.status_code == 400
+    lookup = await sites_client.post("/v1/sites/lookup", json={"ids": ["a\u0000b"]})
+    assert lookup.status_code == 422
+    body = {"network": "caf", "external_code": "N1", "name": "Caf\u0000"}
+    create = await sites_client.post("/v1/sites", json=body, headers=admin_headers)
+    assert create.status_code == 422
+    assert create.json()["errors"][0]["field"] == "name"
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/sites", {"network": "caf", "external_code": "K1", "name": "n", "kind": "k" * 250}),
+        ("/v1/sites", {"network": "caf", "external_code": "K1", "name": "n" * 301}),
+        (
+            "/v1/sites",
+            {
+                "network": "caf",
+                "external_code": "K1",
+                "name": "n",
+                "address": {"country": "c" * 101},
+            },
+        ),
+        ("/v1/networks", {"code": "zz-long", "name": "n" * 280}),
+        ("/v1/sites", {"network": "caf", "external_code": "K" * 65, "name": "n"}),
+    ],
+)
+async def test_values_longer_than_their_column_are_422(
+    sites_client: httpx.AsyncClient, admin_headers: dict[str, str], path: str, body: dict
+) -> None:
+    resp = await sites_client.post(path, json=body, headers=admin_headers)
+    assert resp.status_code == 422, resp.text

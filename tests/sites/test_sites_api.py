@@ -308,3 +308,50 @@ async def test_lookup_takes_ten_thousand_keys(
     body = resp.json()
     assert [s["id"] for s in body["found"]] == [site["id"]]
     assert (len(body["missing_ids"]), len(body["missing_refs"])) == (5_000, 4_999)
+
+
+async def test_contradictory_geography_is_refused(
+    sites_client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    body = VALSERHONE | {"address": {"commune_code": "53130", "departement_code": "75"}}
+    resp = await sites_client.post("/v1/sites", json=body, headers=admin_headers)
+    assert resp.status_code == 422
+    assert "does not match" in resp.json()["detail"]
+    site = await create(sites_client, admin_headers, VALSERHONE)
+    patch = await sites_client.patch(
+        f"/v1/sites/{site['id']}",
+        json={"address": {"commune_code": "75056", "departement_code": "13"}},
+        headers=admin_headers | {"If-Match": '"1"'},
+    )
+    assert patch.status_code == 422
+    unknown_but_well_formed = await sites_client.post(
+        "/v1/sites",
+        json=PARIS_12 | {"address": {"commune_code": "98799"}},
+        headers=admin_headers,
+    )
+    assert unknown_but_well_formed.status_code == 201, unknown_but_well_formed.text
+
+
+async def test_geography_filters_take_every_code_form(
+    sites_client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    await create(sites_client, admin_headers, VICO)
+    tahiti = PARIS_12 | {
+        "external_code": "PF-1",
+        "address": {"commune_code": "98735"},
+        "coordinates": {"lat": -17.535, "lon": -149.569},
+    }
+    await create(sites_client, admin_headers, tahiti)
+    for params, expected in [
+        ({"departement": "2a"}, ["125"]),
+        ({"departement": "dep2A"}, ["125"]),
+        ({"departement": "987"}, ["PF-1"]),
+        ({"region": "reg94"}, ["125"]),
+        ({"commune": "com2A348"}, ["125"]),
+    ]:
+        resp = await sites_client.get("/v1/sites", params=params)
+        assert resp.status_code == 200, (params, resp.text)
+        assert [s["external_code"] for s in resp.json()["items"]] == expected, params
+    bad = await sites_client.get("/v1/sites", params={"departement": "20"})
+    assert bad.status_code == 422
+    assert bad.json()["errors"][0]["field"] == "departement"

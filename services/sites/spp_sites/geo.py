@@ -86,6 +86,14 @@ class GeoResolution:
     commune: CommuneRef | None = None
     warnings: list[str] = field(default_factory=list)
 
+    @property
+    def conflicts(self) -> list[str]:
+        """The warnings that say two given codes disagree (not merely unknown)."""
+        return [w for w in self.warnings if _CONFLICT in w]
+
+
+_CONFLICT = "does not match"
+
 
 def _float(text: str) -> float | None:
     return float(text) if text else None

@@ -19,6 +19,7 @@ from spp_shared.contracts.sites import (
     SitePatch,
     SiteStatus,
 )
+from spp_shared.contracts.types import DepartementCode, InseeCommuneCode, RegionCode, Siret
 from spp_shared.kit.db import SessionDep
 from spp_shared.kit.errors import ValidationProblem
 from spp_shared.kit.idempotency import Idempotency, idempotency_dependency
@@ -128,12 +129,12 @@ async def list_sites(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
     network: Annotated[str | None, Query(max_length=64)] = None,
-    departement: Annotated[str | None, Query(pattern=r"^(\d{2}|2[AB]|97\d)$")] = None,
-    region: Annotated[str | None, Query(pattern=r"^\d{2}$")] = None,
-    commune: Annotated[str | None, Query(pattern=r"^(\d{5}|2[AB]\d{3})$")] = None,
+    departement: Annotated[DepartementCode | None, Query()] = None,
+    region: Annotated[RegionCode | None, Query()] = None,
+    commune: Annotated[InseeCommuneCode | None, Query()] = None,
     status_: Annotated[SiteStatus | None, Query(alias="status")] = None,
     kind: Annotated[str | None, Query(max_length=200)] = None,
-    siret: Annotated[str | None, Query(pattern=r"^\d{14}$")] = None,
+    siret: Annotated[Siret | None, Query()] = None,
     q: Annotated[
         str | None, Query(max_length=200, description="Words of the name or commune.")
     ] = None,

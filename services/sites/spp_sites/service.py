@@ -203,8 +203,13 @@ def summary(s: Site) -> SiteSummary:
     )
 
 
-def apply_geography(values: dict[str, Any]) -> list[str]:
-    """Fill département, région and commune name from the INSEE reference."""
+def apply_geography(values: dict[str, Any], *, strict: bool = False) -> list[str]:
+    """Fill département, région and commune name from the INSEE reference.
+
+    Returns the warnings (codes unknown to the vintage, or contradicting each
+    other); ``strict`` refuses contradictions instead, as the API does (the
+    importer, reading other people's files, keeps them with a warning).
+    """
     if (values.get("country") or "France") != "France":
         return []
     geo = GeoReference.default()
@@ -214,6 +219,11 @@ def apply_geography(values: dict[str, Any]) -> list[str]:
         )
     except ValueError as exc:
         raise InvalidGeography(str(exc), errors=[{"field": "address", "reason": str(exc)}]) from exc
+    if strict and resolved.conflicts:
+        raise InvalidGeography(
+            "; ".join(resolved.conflicts),
+            errors=[{"field": "address", "reason": c} for c in resolved.conflicts],
+        )
     values["commune_code"] = resolved.commune_code
     values["departement_code"] = resolved.departement_code
     values["region_code"] = resolved.region_code
@@ -267,7 +277,7 @@ async def create_site(session: AsyncSession, principal: Principal, data: SiteCre
     await _ensure_network(session, data.network)
     await _ensure_unique(session, data.network, data.external_code, data.sp_code, None)
     values = values_from_create(data)
-    apply_geography(values)
+    apply_geography(values, strict=True)
     stamp = now()
     site = Site(
         id=new_site_id(),
@@ -314,7 +324,7 @@ async def patch_site(
             values["departement_code"] = None
         if "region_code" not in changes and "commune_code" in changes:
             values["region_code"] = None
-        apply_geography(values)
+        apply_geography(values, strict=True)
     await _ensure_unique(
         session, values["network_code"], values["external_code"], values["sp_code"], site.id
     )

@@ -11,7 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 from spp_shared.contracts.types import (
     Coordinates,
     DepartementCode,
+    Email,
     FrenchPhone,
+    HttpUrl,
     InseeCommuneCode,
     NetworkCode,
     OpeningHours,
@@ -20,13 +22,36 @@ from spp_shared.contracts.types import (
     Siret,
 )
 
-Text300 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+# No control characters in single-line text: PostgreSQL refuses NUL outright,
+# and a newline in a name breaks every CSV export downstream.
+_SINGLE_LINE = r"^[^\x00-\x1f\x7f]*$"
+
+
+def single_line(max_length: int) -> StringConstraints:
+    """Stripped, non-empty, single-line text of at most ``max_length`` characters."""
+    return StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=max_length, pattern=_SINGLE_LINE
+    )
+
+
+# Lengths are those of the columns they are stored in (services/sites models).
+Name = Annotated[str, single_line(300)]
+Kind = Annotated[str, single_line(200)]
+AddressLine = Annotated[str, single_line(300)]
+CommuneName = Annotated[str, single_line(200)]
+Country = Annotated[str, single_line(100)]
+NetworkName = Annotated[str, single_line(255)]
+Reason = Annotated[str, single_line(500)]
 ExternalCode = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^\S+$")
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[^\s\x00-\x1f\x7f]+$"
+    ),
 ]
-SpCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{1,32}$")]
-HttpUrl = Annotated[str, StringConstraints(max_length=500, pattern=r"^https?://\S+$")]
-Email = Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+# The programme's structure codes: letters and digits, inner dashes (``STR-9``).
+SP_CODE_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?$"
+SpCode = Annotated[str, StringConstraints(pattern=SP_CODE_PATTERN)]
+Url = Annotated[HttpUrl, StringConstraints(max_length=500)]
 
 
 class Strict(BaseModel):
@@ -64,12 +89,12 @@ class SiteStatus(StrEnum):
 
 class NetworkCreate(Strict):
     code: NetworkCode
-    name: Text300
-    ministry: Text300 | None = None
+    name: NetworkName
+    ministry: NetworkName | None = None
     kind: NetworkKind = NetworkKind.other
-    website: HttpUrl | None = None
+    website: Url | None = None
     results_level: ResultsLevel = ResultsLevel.site
-    aliases: list[Text300] = Field(default_factory=list, max_length=20)
+    aliases: list[NetworkName] = Field(default_factory=list, max_length=20)
 
     model_config = ConfigDict(
         extra="forbid",
@@ -89,12 +114,12 @@ class NetworkCreate(Strict):
 
 
 class NetworkPatch(Strict):
-    name: Text300 | None = None
-    ministry: Text300 | None = None
+    name: NetworkName | None = None
+    ministry: NetworkName | None = None
     kind: NetworkKind | None = None
-    website: HttpUrl | None = None
+    website: Url | None = None
     results_level: ResultsLevel | None = None
-    aliases: list[Text300] | None = Field(default=None, max_length=20)
+    aliases: list[NetworkName] | None = Field(default=None, max_length=20)
 
 
 class NetworkOut(BaseModel):
@@ -111,21 +136,21 @@ class NetworkOut(BaseModel):
 
 
 class Address(Strict):
-    line: Text300 | None = None
-    complement: Text300 | None = None
+    line: AddressLine | None = None
+    complement: AddressLine | None = None
     postcode: Postcode | None = None
     commune_code: InseeCommuneCode | None = None
-    commune_name: Text300 | None = None
+    commune_name: CommuneName | None = None
     departement_code: DepartementCode | None = None
     region_code: RegionCode | None = None
-    country: Text300 = "France"
+    country: Country = "France"
 
 
 class Contact(Strict):
     phone: FrenchPhone | None = None
     email: Email | None = None
-    website: HttpUrl | None = None
-    appointment_url: HttpUrl | None = None
+    website: Url | None = None
+    appointment_url: Url | None = None
 
 
 class Accessibility(Strict):
@@ -163,8 +188,8 @@ class SiteCreate(Strict):
     external_code: ExternalCode
     sp_code: SpCode | None = None
     parent_sp_code: SpCode | None = None
-    name: Text300
-    kind: Text300 | None = None
+    name: Name
+    kind: Kind | None = None
     level: ResultsLevel = ResultsLevel.site
     siret: Siret | None = None
     address: Address | None = None
@@ -184,8 +209,8 @@ class SitePatch(Strict):
     external_code: ExternalCode | None = None
     sp_code: SpCode | None = None
     parent_sp_code: SpCode | None = None
-    name: Text300 | None = None
-    kind: Text300 | None = None
+    name: Name | None = None
+    kind: Kind | None = None
     level: ResultsLevel | None = None
     siret: Siret | None = None
     address: Address | None = None
@@ -212,7 +237,7 @@ class SiteClose(Strict):
     status: Literal["closed", "temporarily_closed"] = "closed"
     since: date | None = Field(default=None, description="Defaults to today (UTC).")
     reopens_on: date | None = None
-    reason: Annotated[str, StringConstraints(max_length=500)] | None = None
+    reason: Reason | None = None
 
     @model_validator(mode="after")
     def _reopening(self) -> SiteClose:
@@ -283,7 +308,7 @@ class SiteRef(Strict):
 
 
 class LookupRequest(Strict):
-    ids: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] = Field(
+    ids: list[ExternalCode] = Field(
         default_factory=list,
         description="Site ids or SP+ structure codes.",
     )

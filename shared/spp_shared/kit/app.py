@@ -12,6 +12,7 @@ from fastapi.routing import APIRoute
 
 from spp_shared.kit.db import Database
 from spp_shared.kit.errors import PROBLEM_RESPONSES, install_problem_handlers
+from spp_shared.kit.guards import ControlCharacterGuard
 from spp_shared.kit.health import router as health_router
 from spp_shared.kit.logging import RequestContextMiddleware, configure_logging
 from spp_shared.kit.metrics import Metrics, MetricsMiddleware, metrics_endpoint
@@ -115,6 +116,7 @@ def create_service_app(
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    app.add_middleware(ControlCharacterGuard)
     app.add_middleware(MetricsMiddleware, metrics=metrics, root_app=app)
     app.add_middleware(
         RequestContextMiddleware, service=settings.service_name, access_log=settings.access_log

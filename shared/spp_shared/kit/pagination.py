@@ -39,6 +39,6 @@ def decode_cursor(cursor: str | None) -> list[Any] | None:
         key = orjson.loads(raw)
     except (ValueError, orjson.JSONDecodeError) as exc:
         raise InvalidCursor("The cursor is not one this API issued.") from exc
-    if not isinstance(key, list):
+    if not isinstance(key, list) or any(isinstance(k, str) and "\x00" in k for k in key):
         raise InvalidCursor("The cursor is not one this API issued.")
     return key

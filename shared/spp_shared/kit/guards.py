@@ -1,0 +1,56 @@
+"""Refuse what no endpoint can store or search: NUL and other control
+characters in the path or the query string.
+
+PostgreSQL rejects NUL in text, so without this a ``?network=ca%00f`` would
+reach the database and fail there (a 500). Checked once here for every
+route rather than in each parameter's type.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import unquote_to_bytes
+
+import orjson
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from spp_shared.kit.errors import PROBLEM_MEDIA_TYPE, status_problem
+
+_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def has_control_characters(raw_path: bytes, query: bytes) -> bool:
+    return bool(
+        _CONTROL.search(unquote_to_bytes(raw_path))
+        or _CONTROL.search(unquote_to_bytes(query.replace(b"+", b" ")))
+    )
+
+
+class ControlCharacterGuard:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            raw_path = scope.get("raw_path") or scope["path"].encode()
+            if has_control_characters(raw_path, scope.get("query_string", b"")):
+                body = orjson.dumps(
+                    status_problem(
+                        400,
+                        "The path or the query string contains control characters.",
+                        instance=scope["path"].encode("unicode_escape").decode()[:200],
+                    )
+                )
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 400,
+                        "headers": [
+                            (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
