@@ -73,7 +73,6 @@ _DROP_RESPONSE = HOP_BY_HOP | {b"server", b"date", REQUEST_ID_HEADER}
 _SMALL_BODY = 64 * 1024
 
 _PROBLEM_CT = (b"content-type", PROBLEM_MEDIA_TYPE.encode())
-_GET_LIKE = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
 
 
 class ClientDisconnected(Exception):

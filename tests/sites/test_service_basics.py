@@ -124,3 +124,17 @@ async def test_values_longer_than_their_column_are_422(
 ) -> None:
     resp = await sites_client.post(path, json=body, headers=admin_headers)
     assert resp.status_code == 422, resp.text
+
+
+async def test_malformed_json_names_the_body_and_where(
+    sites_client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    resp = await sites_client.post(
+        "/v1/networks",
+        content=b'{"code": "x1", "name": }',
+        headers=admin_headers | {"content-type": "application/json"},
+    )
+    assert resp.status_code == 422
+    error = resp.json()["errors"][0]
+    assert error["field"] == "body"
+    assert "invalid JSON at character" in error["reason"]

@@ -13,6 +13,10 @@ pytestmark = pytest.mark.anyio
 PROBLEM = "application/problem+json"
 
 
+def etag(site: dict[str, Any]) -> str:
+    return f'"{site["id"]}.{site["version"]}"'
+
+
 async def create(client: httpx.AsyncClient, headers: dict[str, str], body: dict[str, Any]) -> dict:
     resp = await client.post("/v1/sites", json=body, headers=headers)
     assert resp.status_code == 201, resp.text
@@ -26,7 +30,7 @@ async def test_create_derives_geography_and_reads_back(
     assert resp.status_code == 201, resp.text
     site = resp.json()
     assert resp.headers["location"] == f"/v1/sites/{site['id']}"
-    assert resp.headers["etag"] == '"1"'
+    assert resp.headers["etag"] == f'"{site["id"]}.1"'
     assert site["address"]["departement_code"] == "2A"
     assert site["address"]["region_code"] == "94"
     assert site["contact"]["phone"] == "+33495262652"
@@ -137,23 +141,39 @@ async def test_patch_requires_current_etag(
     change = {"name": "France services Paris 20e - Ramus", "address": {"commune_code": "75112"}}
     missing = await sites_client.patch(url, json=change, headers=admin_headers)
     assert missing.status_code == 428
-    ok = await sites_client.patch(url, json=change, headers=admin_headers | {"If-Match": '"1"'})
+    ok = await sites_client.patch(
+        url, json=change, headers=admin_headers | {"If-Match": etag(site)}
+    )
     assert ok.status_code == 200, ok.text
-    assert ok.headers["etag"] == '"2"'
+    assert ok.headers["etag"] == f'"{site["id"]}.2"'
     body = ok.json()
     assert body["name"] == change["name"]
     assert body["address"]["commune_code"] == "75112"
     assert body["address"]["departement_code"] == "75"
     assert body["address"]["line"] is None  # the address object is replaced as a whole
     stale = await sites_client.patch(
-        url, json={"name": "lost update"}, headers=admin_headers | {"If-Match": '"1"'}
+        url, json={"name": "lost update"}, headers=admin_headers | {"If-Match": etag(site)}
     )
     assert stale.status_code == 412
     assert (await sites_client.get(url)).json()["name"] == change["name"]
     null_name = await sites_client.patch(
-        url, json={"name": None}, headers=admin_headers | {"If-Match": '"2"'}
+        url, json={"name": None}, headers=admin_headers | {"If-Match": ok.headers["etag"]}
     )
     assert null_name.status_code == 422
+
+
+async def test_an_etag_names_its_site_not_just_a_version(
+    sites_client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    first = await create(sites_client, admin_headers, BRON)
+    other = await create(sites_client, admin_headers, LYON_8)
+    assert first["version"] == other["version"] == 1
+    wrong = await sites_client.patch(
+        f"/v1/sites/{other['id']}",
+        json={"name": "x"},
+        headers=admin_headers | {"If-Match": etag(first)},
+    )
+    assert wrong.status_code == 412
 
 
 async def test_manager_cannot_move_a_site_to_another_network(
@@ -163,7 +183,7 @@ async def test_manager_cannot_move_a_site_to_another_network(
     resp = await sites_client.patch(
         f"/v1/sites/{site['id']}",
         json={"network": "caf"},
-        headers=manager_headers("france-services") | {"If-Match": '"1"'},
+        headers=manager_headers("france-services") | {"If-Match": etag(site)},
     )
     assert resp.status_code == 403
     assert (await sites_client.get(f"/v1/sites/{site['id']}")).json()["network"] == (
@@ -202,7 +222,7 @@ async def test_close_keeps_the_site_and_reopen(
     again = await sites_client.post(f"{url}/close", json={}, headers=admin_headers)
     assert again.status_code == 409
     assert (await sites_client.get(url)).status_code == 200
-    bad = await sites_client.post(f"{url}/reopen", headers=admin_headers | {"If-Match": '"1"'})
+    bad = await sites_client.post(f"{url}/reopen", headers=admin_headers | {"If-Match": etag(site)})
     assert bad.status_code == 412
 
 
@@ -321,7 +341,7 @@ async def test_contradictory_geography_is_refused(
     patch = await sites_client.patch(
         f"/v1/sites/{site['id']}",
         json={"address": {"commune_code": "75056", "departement_code": "13"}},
-        headers=admin_headers | {"If-Match": '"1"'},
+        headers=admin_headers | {"If-Match": etag(site)},
     )
     assert patch.status_code == 422
     unknown_but_well_formed = await sites_client.post(
@@ -355,3 +375,42 @@ async def test_geography_filters_take_every_code_form(
     bad = await sites_client.get("/v1/sites", params={"departement": "20"})
     assert bad.status_code == 422
     assert bad.json()["errors"][0]["field"] == "departement"
+
+
+async def test_parents_link_whatever_the_order(
+    sites_client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    child = await create(
+        sites_client, admin_headers, BRON | {"sp_code": "CHILD0001", "parent_sp_code": "PARENT001"}
+    )
+    assert child["parent_id"] is None  # the parent is not known yet
+    parent = await create(sites_client, admin_headers, LYON_8 | {"sp_code": "PARENT001"})
+    assert (await sites_client.get("/v1/sites/CHILD0001")).json()["parent_id"] == parent["id"]
+
+    # The parent takes another code: the child's link goes, until a site has it.
+    moved = await sites_client.patch(
+        "/v1/sites/PARENT001",
+        json={"sp_code": "PARENT002"},
+        headers=admin_headers | {"If-Match": etag(parent)},
+    )
+    assert moved.status_code == 200, moved.text
+    assert (await sites_client.get("/v1/sites/CHILD0001")).json()["parent_id"] is None
+    relinked = await sites_client.patch(
+        "/v1/sites/CHILD0001",
+        json={"parent_sp_code": "PARENT002"},
+        headers=admin_headers | {"If-Match": etag(child)},
+    )
+    assert relinked.json()["parent_id"] == parent["id"]
+
+
+async def test_reopening_date_must_be_in_the_future(
+    sites_client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    site = await create(sites_client, admin_headers, VALSERHONE)
+    resp = await sites_client.post(
+        f"/v1/sites/{site['id']}/close",
+        json={"status": "temporarily_closed", "reopens_on": "2000-01-01"},
+        headers=admin_headers,
+    )
+    assert resp.status_code == 422
+    assert (await sites_client.get(f"/v1/sites/{site['id']}")).json()["status"]["state"] == "open"

@@ -35,6 +35,6 @@ class InvalidGeography(ValidationProblem):
     title = "Invalid geography"
 
 
-class SiteClosed(Conflict):
+class SiteStatusConflict(Conflict):
     type_ = "site-status-conflict"
     title = "The site's status does not allow this"

@@ -209,15 +209,31 @@ async def count_sites(session: AsyncSession) -> int:
 
 
 async def link_parents(session: AsyncSession) -> None:
-    """Resolve parent SP+ codes to ids (parents may arrive after children)."""
+    """Resolve parent SP+ codes to ids where not resolved yet.
+
+    Parents may arrive after their children (in a file, or across imports),
+    so every write that can add a parent or a child ends with this. Only rows
+    whose link is missing are touched: writers set ``parent_id`` to NULL when
+    a site's parent code changes (and :func:`unlink_children` when a parent's
+    own code does).
+    """
     parent = Site.__table__.alias("parent")
     await session.execute(
         update(Site)
-        .where(Site.parent_sp_code.is_not(None))
+        .where(Site.parent_sp_code.is_not(None), Site.parent_id.is_(None))
         .values(
             parent_id=select(parent.c.id)
             .where(parent.c.sp_code == Site.parent_sp_code)
             .scalar_subquery()
         )
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def unlink_children(session: AsyncSession, parent_id: str) -> None:
+    await session.execute(
+        update(Site)
+        .where(Site.parent_id == parent_id)
+        .values(parent_id=None)
         .execution_options(synchronize_session=False)
     )

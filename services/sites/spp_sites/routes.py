@@ -22,6 +22,7 @@ from spp_shared.contracts.sites import (
 from spp_shared.contracts.types import DepartementCode, InseeCommuneCode, RegionCode, Siret
 from spp_shared.kit.db import SessionDep
 from spp_shared.kit.errors import ValidationProblem
+from spp_shared.kit.etags import matches
 from spp_shared.kit.idempotency import Idempotency, idempotency_dependency
 from spp_shared.kit.identity import PrincipalDep
 from spp_shared.kit.pagination import DEFAULT_LIMIT, Page
@@ -36,13 +37,6 @@ Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous 
 IfMatch = Annotated[str | None, Header(description="The ETag you last read.")]
 IfNoneMatch = Annotated[str | None, Header()]
 IdempotencyDep = Annotated[Idempotency, Depends(idempotency_dependency(idempotency_keys))]
-
-
-def _not_modified(if_none_match: str | None, tag: str) -> bool:
-    if not if_none_match:
-        return False
-    tags = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
-    return "*" in tags or tag in tags
 
 
 # --- networks -----------------------------------------------------------------
@@ -65,8 +59,8 @@ async def get_network(
     code: str, session: SessionDep, response: Response, if_none_match: IfNoneMatch = None
 ) -> NetworkOut | Response:
     network = await service.get_network(session, code)
-    tag = service.etag(network.version)
-    if _not_modified(if_none_match, tag):
+    tag = service.network_etag(network)
+    if matches(if_none_match, tag):
         return Response(status_code=304, headers={"ETag": tag})
     response.headers["ETag"] = tag
     return service.network_out(network)
@@ -85,7 +79,7 @@ async def create_network(
     if (replayed := await idem.replay()) is not None:
         return replayed
     network = await service.create_network(session, principal, data)
-    headers = {"ETag": service.etag(network.version), "Location": f"/v1/networks/{network.code}"}
+    headers = {"ETag": service.network_etag(network), "Location": f"/v1/networks/{network.code}"}
     return await idem.respond(201, service.network_out(network), headers)
 
 
@@ -99,7 +93,7 @@ async def patch_network(
     if_match: IfMatch = None,
 ) -> NetworkOut:
     network = await service.patch_network(session, principal, code, patch, if_match)
-    response.headers["ETag"] = service.etag(network.version)
+    response.headers["ETag"] = service.network_etag(network)
     return service.network_out(network)
 
 
@@ -176,7 +170,7 @@ async def create_site(
     if (replayed := await idem.replay()) is not None:
         return replayed
     site = await service.create_site(session, principal, data)
-    headers = {"ETag": service.etag(site.version), "Location": f"/v1/sites/{site.id}"}
+    headers = {"ETag": service.site_etag(site), "Location": f"/v1/sites/{site.id}"}
     return await idem.respond(201, service.site_out(site), headers)
 
 
@@ -228,8 +222,8 @@ async def get_site(
     ref: str, session: SessionDep, response: Response, if_none_match: IfNoneMatch = None
 ) -> SiteOut | Response:
     site = await service.resolve_site(session, ref)
-    tag = service.etag(site.version)
-    if _not_modified(if_none_match, tag):
+    tag = service.site_etag(site)
+    if matches(if_none_match, tag):
         return Response(status_code=304, headers={"ETag": tag})
     response.headers["ETag"] = tag
     response.headers["Last-Modified"] = site.updated_at.strftime("%a, %d %b %Y %H:%M:%S GMT")
@@ -246,7 +240,7 @@ async def patch_site(
     if_match: IfMatch = None,
 ) -> SiteOut:
     site = await service.patch_site(session, principal, ref, patch, if_match)
-    response.headers["ETag"] = service.etag(site.version)
+    response.headers["ETag"] = service.site_etag(site)
     return service.site_out(site)
 
 
@@ -260,7 +254,7 @@ async def close_site(
     if_match: IfMatch = None,
 ) -> SiteOut:
     site = await service.close_site(session, principal, ref, data, if_match)
-    response.headers["ETag"] = service.etag(site.version)
+    response.headers["ETag"] = service.site_etag(site)
     return service.site_out(site)
 
 
@@ -273,5 +267,5 @@ async def reopen_site(
     if_match: IfMatch = None,
 ) -> SiteOut:
     site = await service.reopen_site(session, principal, ref, if_match)
-    response.headers["ETag"] = service.etag(site.version)
+    response.headers["ETag"] = service.site_etag(site)
     return service.site_out(site)

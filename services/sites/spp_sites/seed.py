@@ -6,9 +6,9 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from spp_sites import repository as repo
 from spp_sites.models import Network
 
 NETWORKS_FILE = Path(__file__).parent / "reference" / "networks.json"
@@ -17,7 +17,7 @@ NETWORKS_FILE = Path(__file__).parent / "reference" / "networks.json"
 async def seed_networks(session: AsyncSession) -> list[str]:
     """Insert the reference networks that are missing; never overwrite edits."""
     wanted = json.loads(NETWORKS_FILE.read_text(encoding="utf-8"))
-    existing = set((await session.scalars(select(Network.code))).all())
+    existing = {n.code for n in await repo.all_networks(session)}
     stamp = datetime.now(UTC)
     added = []
     for item in wanted:

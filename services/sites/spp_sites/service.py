@@ -28,7 +28,8 @@ from spp_shared.contracts.sites import (
     StatusOut,
 )
 from spp_shared.contracts.types import haversine_km
-from spp_shared.kit.errors import PreconditionFailed, PreconditionRequired, ValidationProblem
+from spp_shared.kit.errors import ValidationProblem
+from spp_shared.kit.etags import check_if_match, make_etag
 from spp_shared.kit.identity import Principal
 from spp_shared.kit.pagination import InvalidCursor, Page, decode_cursor, encode_cursor
 from spp_sites import repository as repo
@@ -37,8 +38,8 @@ from spp_sites.errors import (
     DuplicateSite,
     InvalidGeography,
     NetworkNotFound,
-    SiteClosed,
     SiteNotFound,
+    SiteStatusConflict,
     UnknownNetwork,
 )
 from spp_sites.geo import GeoReference
@@ -53,20 +54,12 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def etag(version: int) -> str:
-    return f'"{version}"'
+def site_etag(site: Site) -> str:
+    return make_etag(site.id, site.version)
 
 
-def check_if_match(if_match: str | None, version: int) -> None:
-    if if_match is None:
-        raise PreconditionRequired(
-            "Send If-Match with the ETag you last read, so concurrent edits are not lost."
-        )
-    tags = {t.strip().removeprefix("W/") for t in if_match.split(",")}
-    if "*" not in tags and etag(version) not in tags:
-        raise PreconditionFailed(
-            f"The resource changed since you read it (current ETag {etag(version)})."
-        )
+def network_etag(network: Network) -> str:
+    return make_etag(network.code, network.version)
 
 
 # --- networks -----------------------------------------------------------------
@@ -114,7 +107,10 @@ async def create_network(
     stamp = now()
     network = Network(**data.model_dump(mode="json"), created_at=stamp, updated_at=stamp, version=1)
     session.add(network)
-    await session.flush()
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # a concurrent create won the race
+        raise DuplicateNetwork(f"The network '{data.code}' already exists.") from exc
     return network
 
 
@@ -127,7 +123,7 @@ async def patch_network(
 ) -> Network:
     ensure_admin(principal)
     network = await get_network(session, code)
-    check_if_match(if_match, network.version)
+    check_if_match(if_match, network_etag(network))
     changes = patch.model_dump(mode="json", exclude_unset=True)
     if "name" in changes and changes["name"] is None:
         raise ValidationProblem("name cannot be null", errors=[{"field": "name", "reason": "null"}])
@@ -286,15 +282,19 @@ async def create_site(session: AsyncSession, principal: Principal, data: SiteCre
         updated_at=stamp,
         version=1,
     )
-    if data.parent_sp_code:
-        parent = await repo.get_site_by_sp_code(session, data.parent_sp_code)
-        site.parent_id = parent.id if parent else None
     session.add(site)
     try:
         await session.flush()
     except IntegrityError as exc:  # a concurrent create won the race
         raise DuplicateSite("A site with this code was created concurrently.") from exc
+    await _relink(session, site)
     return site
+
+
+async def _relink(session: AsyncSession, site: Site) -> None:
+    """Link the site to its parent and its waiting children, then reload it."""
+    await repo.link_parents(session)
+    await session.refresh(site)
 
 
 def _current_values(site: Site) -> dict[str, Any]:
@@ -310,7 +310,7 @@ async def patch_site(
 ) -> Site:
     site = await resolve_site(session, ref)
     ensure_can_manage_network(principal, site.network_code)
-    check_if_match(if_match, site.version)
+    check_if_match(if_match, site_etag(site))
     changes = values_from_patch(patch)
     if not changes:
         return site
@@ -331,21 +331,19 @@ async def patch_site(
     finish(values)
     if values["content_hash"] == site.content_hash:
         return site
+    if values["sp_code"] != site.sp_code:
+        await repo.unlink_children(session, site.id)
+    if values["parent_sp_code"] != site.parent_sp_code:
+        site.parent_id = None
     for key, value in values.items():
         setattr(site, key, value)
-    if "parent_sp_code" in changes:
-        parent = (
-            await repo.get_site_by_sp_code(session, values["parent_sp_code"])
-            if values["parent_sp_code"]
-            else None
-        )
-        site.parent_id = parent.id if parent else None
     site.updated_at = now()
     site.version += 1
     try:
         await session.flush()
     except IntegrityError as exc:
         raise DuplicateSite("A site with this code was created concurrently.") from exc
+    await _relink(session, site)
     return site
 
 
@@ -354,10 +352,9 @@ async def close_site(
 ) -> Site:
     site = await resolve_site(session, ref)
     ensure_can_manage_network(principal, site.network_code)
-    if if_match is not None:
-        check_if_match(if_match, site.version)
+    check_if_match(if_match, site_etag(site), required=False)
     if site.status == SiteStatus.closed.value:
-        raise SiteClosed(f"The site '{site.id}' is already closed.")
+        raise SiteStatusConflict(f"The site '{site.id}' is already closed.")
     site.status = data.status
     site.status_since = data.since or now().date()
     site.reopens_on = data.reopens_on
@@ -374,10 +371,9 @@ async def reopen_site(
 ) -> Site:
     site = await resolve_site(session, ref)
     ensure_can_manage_network(principal, site.network_code)
-    if if_match is not None:
-        check_if_match(if_match, site.version)
+    check_if_match(if_match, site_etag(site), required=False)
     if site.status == SiteStatus.open.value:
-        raise SiteClosed(f"The site '{site.id}' is already open.")
+        raise SiteStatusConflict(f"The site '{site.id}' is already open.")
     site.status = SiteStatus.open.value
     site.status_since = now().date()
     site.reopens_on = None

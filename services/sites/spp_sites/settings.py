@@ -15,4 +15,3 @@ class SitesSettings(ServiceSettings):
     import_batch_size: int = 2000
     import_max_bytes: int = 512 * 1024 * 1024
     lookup_max_items: int = 10_000
-    near_max_radius_km: float = 200.0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -243,8 +243,9 @@ class SiteClose(Strict):
     def _reopening(self) -> SiteClose:
         if self.reopens_on is not None and self.status == "closed":
             raise ValueError("reopens_on is only for a temporarily closed site")
-        if self.reopens_on and self.since and self.reopens_on <= self.since:
-            raise ValueError("reopens_on must be after since")
+        start = self.since or datetime.now(UTC).date()
+        if self.reopens_on is not None and self.reopens_on <= start:
+            raise ValueError("reopens_on must be after the closing date (since, or today)")
         return self
 
 

@@ -189,6 +189,12 @@ def validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     """Flatten pydantic's errors into ``{field, location, reason}`` entries."""
     out = []
     for err in exc.errors():
+        if err.get("type") == "json_invalid":
+            # pydantic locates a syntax error by character offset, not by field.
+            offset = err.get("loc", ("body", "?"))[-1]
+            reason = f"invalid JSON at character {offset}: {err.get('msg', 'invalid')}"
+            out.append({"location": "body", "field": "body", "reason": reason})
+            continue
         loc = [str(p) for p in err.get("loc", ())]
         where = loc[0] if loc else "body"
         field = ".".join(loc[1:]) if len(loc) > 1 else where

@@ -86,12 +86,7 @@ class ServiceClient:
                 response = await self._client.request(
                     method, path, json=json, params=params, headers=headers
                 )
-            except (
-                httpx.ConnectError,
-                httpx.ConnectTimeout,
-                httpx.ReadTimeout,
-                httpx.RemoteProtocolError,
-            ) as exc:
+            except httpx.TransportError as exc:  # connect, read, write, pool, protocol
                 last = exc
             else:
                 if response.status_code not in (502, 503, 504):

@@ -40,6 +40,10 @@ class Metrics:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
 
+# Label values must be bounded: a client can send any method name.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 def _route_template(app: ASGIApp, scope: Scope) -> str:
     router = getattr(app, "router", None)
     for route in getattr(router, "routes", []):
@@ -72,7 +76,7 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_status)
         finally:
             route = _route_template(self.root_app, scope)
-            method = scope["method"]
+            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
             self.metrics.requests.labels(self.metrics.service, method, route, str(status)).inc()
             self.metrics.latency.labels(self.metrics.service, method, route).observe(
                 time.perf_counter() - started

@@ -1,0 +1,38 @@
+"""Entity tags and conditional requests (RFC 9110 §8.8.3, §13.1).
+
+A tag names the resource and its version (``"<key>.<version>"``), not the
+version alone: when ``caf:X1`` comes to mean another site, an If-Match
+obtained from the old one must not apply to the new one.
+"""
+
+from __future__ import annotations
+
+from spp_shared.kit.errors import PreconditionFailed, PreconditionRequired
+
+
+def make_etag(key: str, version: int) -> str:
+    return f'"{key}.{version}"'
+
+
+def _tags(header: str) -> set[str]:
+    return {t.strip().removeprefix("W/") for t in header.split(",") if t.strip()}
+
+
+def matches(header: str | None, tag: str) -> bool:
+    """Whether an If-Match / If-None-Match value names ``tag`` (or ``*``)."""
+    if not header:
+        return False
+    tags = _tags(header)
+    return "*" in tags or tag in tags
+
+
+def check_if_match(if_match: str | None, tag: str, *, required: bool = True) -> None:
+    """Refuse a write made against a version the client has not seen."""
+    if if_match is None:
+        if required:
+            raise PreconditionRequired(
+                "Send If-Match with the ETag you last read, so concurrent edits are not lost."
+            )
+        return
+    if not matches(if_match, tag):
+        raise PreconditionFailed(f"The resource changed since you read it (current ETag {tag}).")
