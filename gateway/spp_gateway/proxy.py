@@ -21,7 +21,7 @@ from yarl import URL
 
 from spp_gateway.auth import Authenticator, InvalidCredentials
 from spp_gateway.metrics import GatewayMetrics
-from spp_gateway.routes import RouteTable
+from spp_gateway.routes import RouteTable, is_bulk
 from spp_gateway.upstream import UpstreamClient
 from spp_shared.kit.errors import PROBLEM_MEDIA_TYPE, TYPE_BASE, status_problem
 from spp_shared.kit.identity import ASSERTION_HEADER
@@ -275,9 +275,11 @@ class Proxy:
         request_id: str,
     ) -> int:
         data: Any = _request_body(receive) if has_body else None
+        # Only bulk calls override the session's timeout (None would disable it).
+        extra: dict[str, Any] = {"timeout": self.upstream.bulk_timeout} if is_bulk(path) else {}
         try:
             resp = await self.upstream.session.request(
-                method, url, headers=headers, data=data, allow_redirects=False
+                method, url, headers=headers, data=data, allow_redirects=False, **extra
             )
         except ClientDisconnected:
             return 499

@@ -34,6 +34,14 @@ ROUTES: Mapping[str, tuple[str, ...]] = {
 
 SERVICES: tuple[str, ...] = tuple(ROUTES)
 
+# Bulk endpoints answer only when all the work is done (an import of 100k
+# rows takes tens of seconds), so they get the longer bulk read timeout.
+BULK_SUFFIX = "/import"
+
+
+def is_bulk(path: str) -> bool:
+    return path.endswith(BULK_SUFFIX)
+
 
 @dataclass(frozen=True, slots=True)
 class Upstream:

@@ -29,7 +29,13 @@ class GatewaySettings(BaseSettings):
     read_timeout: float = Field(
         default=30.0,
         gt=0,
-        description="Seconds without a byte from the upstream before a 504 (imports are long).",
+        description="Seconds without a byte from the upstream before a 504.",
+    )
+    bulk_read_timeout: float = Field(
+        default=900.0,
+        gt=0,
+        description="The same for bulk endpoints (paths ending in /import), which answer "
+        "only when the whole file is done.",
     )
     pool_timeout: float = Field(
         default=10.0, gt=0, description="Seconds to wait for a free pooled connection."

@@ -19,11 +19,17 @@ SKIP_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
 class UpstreamClient:
     """Holds the shared session between lifespan start and shutdown."""
 
-    __slots__ = ("_session", "settings")
+    __slots__ = ("_session", "bulk_timeout", "settings")
 
     def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings
         self._session: aiohttp.ClientSession | None = None
+        self.bulk_timeout = aiohttp.ClientTimeout(
+            total=None,
+            connect=settings.pool_timeout + settings.connect_timeout,
+            sock_connect=settings.connect_timeout,
+            sock_read=settings.bulk_read_timeout,
+        )
 
     @property
     def session(self) -> aiohttp.ClientSession:

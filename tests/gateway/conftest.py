@@ -158,6 +158,11 @@ def make_upstream(service: str) -> FastAPI:
         await asyncio.sleep(3)
         return {"status": "late"}
 
+    @app.post(prefix + "/test/import", include_in_schema=False)
+    async def slow_import() -> dict[str, str]:
+        await asyncio.sleep(1.5)  # longer than the test gateway's read timeout
+        return {"status": "imported"}
+
     @app.get(prefix + "/test/hop", include_in_schema=False)
     async def hop() -> Response:
         return Response(
