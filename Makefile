@@ -8,7 +8,7 @@ UV := $(BIN)/uv
 SYNC_STAMP := $(VENV)/.synced
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-pg lint fmt migrate bench clean
+.PHONY: help install lock run test test-pg lint fmt migrate bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -17,9 +17,13 @@ $(UV):
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check uv
 
-$(SYNC_STAMP): $(UV) pyproject.toml shared/pyproject.toml gateway/pyproject.toml services/*/pyproject.toml $(wildcard uv.lock)
-	$(UV) sync --all-packages --inexact --python $(BIN)/python
+# --locked: install exactly uv.lock, and fail if a pyproject changed without `make lock`.
+$(SYNC_STAMP): $(UV) pyproject.toml shared/pyproject.toml gateway/pyproject.toml services/*/pyproject.toml uv.lock
+	$(UV) sync --all-packages --inexact --locked --python $(BIN)/python
 	@touch $@
+
+lock: $(UV) ## Update uv.lock after changing a dependency in a pyproject
+	$(UV) lock --python $(BIN)/python
 
 install: $(SYNC_STAMP) ## Create .venv and install the workspace (done by the other targets)
 
