@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> None:
         server_header=False,
         date_header=True,
         access_log=False,
+        log_config=None,  # our JSON logging (configure_logging) covers uvicorn too
         log_level=os.environ.get("SPP_GATEWAY_LOG_LEVEL", "info").lower(),
     )
 

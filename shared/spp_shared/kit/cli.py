@@ -60,5 +60,6 @@ def serve_main(
             http="httptools",
             server_header=False,
             access_log=False,  # RequestContextMiddleware writes one structured line
+            log_config=None,  # our JSON logging (configure_logging) covers uvicorn too
             log_level="warning",
         )
