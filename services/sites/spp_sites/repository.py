@@ -96,8 +96,22 @@ async def list_sites(
     return (await session.scalars(stmt)).all()
 
 
-async def sites_in_bbox(session: AsyncSession, filters: SiteFilters) -> Sequence[Site]:
-    return (await session.scalars(_filtered(filters))).all()
+async def points_in_bbox(
+    session: AsyncSession, filters: SiteFilters
+) -> Sequence[tuple[str, float, float]]:
+    """(id, latitude, longitude) of the located sites matching ``filters``: light
+    rows, so ranking thousands of candidates by distance stays cheap."""
+    stmt = _filtered(filters).with_only_columns(Site.id, Site.latitude, Site.longitude)
+    located = stmt.where(Site.latitude.is_not(None), Site.longitude.is_not(None))
+    rows = await session.execute(located)
+    return [(i, lat, lon) for i, lat, lon in rows if lat is not None and lon is not None]
+
+
+async def sites_by_ids(session: AsyncSession, ids: Sequence[str]) -> dict[str, Site]:
+    if not ids:
+        return {}
+    rows = await session.scalars(select(Site).where(Site.id.in_(ids)))
+    return {s.id: s for s in rows}
 
 
 # --- many keys in one statement -----------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -408,31 +409,27 @@ async def list_sites(
         next_cursor = encode_cursor([rows[limit - 1].id]) if len(rows) > limit else None
         return Page[SiteOut](items=items, next_cursor=next_cursor)
 
-    # Nearest first: a bounding box in SQL (indexed), exact distance here.
+    # Nearest first: a bounding box in SQL (indexed) on light rows, the exact
+    # distance and the order here, then the full rows of one page only.
     lat, lon = near
-    box_filters = repo.SiteFilters(**{**filters.__dict__, "bbox": bbox(lat, lon, radius_km)})
-    candidates = await repo.sites_in_bbox(session, box_filters)
+    box_filters = replace(filters, bbox=bbox(lat, lon, radius_km))
     ranked = sorted(
-        (
-            (d, s.id, s)
-            for s in candidates
-            if s.latitude is not None
-            and s.longitude is not None
-            and (d := haversine_km(lat, lon, s.latitude, s.longitude)) <= radius_km
-        ),
-        key=lambda t: (t[0], t[1]),
+        (d, site_id)
+        for site_id, s_lat, s_lon in await repo.points_in_bbox(session, box_filters)
+        if (d := haversine_km(lat, lon, s_lat, s_lon)) <= radius_km
     )
     if key:
         try:
             after_key = (float(key[0]), str(key[1]))
         except (IndexError, TypeError, ValueError):
             raise InvalidCursor("The cursor is not one this API issued.") from None
-        ranked = [t for t in ranked if (t[0], t[1]) > after_key]
+        ranked = [t for t in ranked if t > after_key]
     page = ranked[:limit]
-    next_cursor = (
-        encode_cursor([page[-1][0], page[-1][1]]) if len(ranked) > limit and page else None
+    next_cursor = encode_cursor([page[-1][0], page[-1][1]]) if len(ranked) > limit else None
+    sites = await repo.sites_by_ids(session, [site_id for _, site_id in page])
+    return Page[SiteOut](
+        items=[site_out(sites[site_id], d) for d, site_id in page], next_cursor=next_cursor
     )
-    return Page[SiteOut](items=[site_out(s, d) for d, _, s in page], next_cursor=next_cursor)
 
 
 async def lookup(session: AsyncSession, request: LookupRequest, max_items: int) -> LookupResponse:
