@@ -166,6 +166,7 @@ async def test_malformed_ndjson_line_is_a_rejected_row(
     body = good + b'\n{"network": "caf", "external_code": \n[1, 2]\n'
     resp = await post_import(sites_client, body, admin_headers, content_type=NDJSON)
     assert resp.status_code == 422
+    assert resp.headers["content-type"] == PROBLEM
     report = resp.json()
     assert report["committed"] is False
     assert [(r["line"], r["field"]) for r in report["rejected_rows"]] == [(2, None), (3, None)]
@@ -208,7 +209,11 @@ async def test_atomic_import_rejects_everything_and_lists_rows(
 ) -> None:
     resp = await post_import(sites_client, csv_body(BAD_ROWS), admin_headers)
     assert resp.status_code == 422
-    report = resp.json()
+    assert resp.headers["content-type"] == PROBLEM
+    report = resp.json()  # a problem, with the whole report as extension members
+    assert report["type"].endswith("/import-rejected")
+    assert report["detail"].startswith("4 of 7 rows were rejected; nothing was written")
+    assert report["errors"] == report["rejected_rows"]
     assert report["committed"] is False
     assert report["rejected"] == 4
     issues = {r["line"]: (r["field"], r["reason"]) for r in report["rejected_rows"]}

@@ -180,7 +180,8 @@ def status_problem(status: int, detail: str | None = None, **extra: Any) -> dict
     return problem_body(status=status, type_=type_, title=title, detail=detail, **extra)
 
 
-def _request_id(request: Request) -> str | None:
+def request_id_of(request: Request) -> str | None:
+    """The id RequestContextMiddleware gave this request."""
     rid = request.scope.get("state", {}).get("request_id")
     return str(rid) if rid else None
 
@@ -206,7 +207,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def on_problem(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Problem)
         body = exc.to_body(instance=request.url.path)
-        body["request_id"] = _request_id(request)
+        body["request_id"] = request_id_of(request)
         return ProblemResponse(body, status_code=exc.status, headers=exc.headers)
 
     async def on_validation(request: Request, exc: Exception) -> Response:
@@ -220,7 +221,7 @@ def install_problem_handlers(app: FastAPI) -> None:
             detail=f"Invalid fields: {fields}",
             instance=request.url.path,
             errors=errors,
-            request_id=_request_id(request),
+            request_id=request_id_of(request),
         )
         return ProblemResponse(body, status_code=422)
 
@@ -230,7 +231,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"No route matches {request.method} {request.url.path}"
         body = status_problem(
-            exc.status_code, detail, instance=request.url.path, request_id=_request_id(request)
+            exc.status_code, detail, instance=request.url.path, request_id=request_id_of(request)
         )
         return ProblemResponse(body, status_code=exc.status_code, headers=exc.headers)
 
@@ -240,7 +241,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         body = status_problem(500, "An unexpected error occurred; quote the request id.")
         body["type"] = TYPE_BASE + "internal-error"
         body["title"] = "Internal error"
-        body["request_id"] = _request_id(request)
+        body["request_id"] = request_id_of(request)
         return ProblemResponse(body, status_code=500)
 
     app.add_exception_handler(Problem, on_problem)

@@ -8,9 +8,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Final
 
+import anyio.to_thread
 from fastapi import Request
+from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from spp_shared.kit.errors import PayloadTooLarge, ValidationProblem
@@ -23,19 +25,53 @@ class Upload:
     container: Container
 
 
-def _spool() -> IO[bytes]:
+BLOCK: Final = 1024 * 1024
+
+
+def _temp_file() -> IO[bytes]:
     return tempfile.NamedTemporaryFile(prefix="spp-import-", suffix=".upload", delete=False)
+
+
+class _Spool:
+    """The temporary file, written about :data:`BLOCK` bytes at a time by a worker thread.
+
+    The event loop never waits on the disk, and the thread hand-off is paid
+    once a block rather than once a received chunk; chunks are kept as they
+    came (no copying into one buffer) and written with one ``writelines``.
+    """
+
+    def __init__(self, file: IO[bytes]) -> None:
+        self.file = file
+        self.path = Path(file.name)
+        self.pending: list[bytes] = []
+        self.size = 0
+
+    def add(self, chunk: bytes) -> None:
+        self.pending.append(chunk)
+        self.size += len(chunk)
+
+    async def flush(self, at_least: int = 1) -> None:
+        if self.size >= at_least:
+            block, self.pending, self.size = self.pending, [], 0
+            await anyio.to_thread.run_sync(self.file.writelines, block)
 
 
 def _too_large(max_bytes: int) -> PayloadTooLarge:
     return PayloadTooLarge(f"The file is larger than the limit of {max_bytes} bytes.")
 
 
+def _bad_multipart(reason: str) -> ValidationProblem:
+    return ValidationProblem(
+        f"The multipart body cannot be read: {reason}.",
+        errors=[{"field": "file", "reason": reason}],
+    )
+
+
 class _FilePart:
     """Callbacks of python-multipart's streaming parser: keeps the ``file`` part only."""
 
-    def __init__(self, out: IO[bytes]) -> None:
-        self.out = out
+    def __init__(self, spool: _Spool) -> None:
+        self.spool = spool
         self.found = False
         self.done = False
         self.head = b""
@@ -87,7 +123,7 @@ class _FilePart:
             chunk = data[start:end]
             if len(self.head) < 64:
                 self.head += chunk[:64]
-            self.out.write(chunk)
+            self.spool.add(chunk)
 
     def on_part_end(self) -> None:
         if self._in_file:
@@ -102,39 +138,40 @@ async def spooled_body(request: Request, max_bytes: int) -> AsyncIterator[Upload
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > max_bytes:
         raise _too_large(max_bytes)
-    out = _spool()
-    path = Path(out.name)
+    spool = _Spool(_temp_file())
     try:
-        with out:
+        with spool.file:
             parser: MultipartParser | None = None
             part: _FilePart | None = None
             if container is Container.multipart:
                 _, params = parse_options_header(request.headers.get("content-type", ""))
                 boundary = params.get(b"boundary")
                 if not boundary:
-                    raise ValidationProblem(
-                        "The multipart body has no boundary.",
-                        errors=[{"field": "file", "reason": "missing multipart boundary"}],
-                    )
-                part = _FilePart(out)
+                    raise _bad_multipart("missing multipart boundary")
+                part = _FilePart(spool)
                 parser = MultipartParser(boundary, part.callbacks())  # type: ignore[arg-type]
             received = 0
-            async for chunk in request.stream():
-                received += len(chunk)
-                if received > max_bytes:
-                    raise _too_large(max_bytes)
+            try:
+                async for chunk in request.stream():
+                    received += len(chunk)
+                    if received > max_bytes:
+                        raise _too_large(max_bytes)
+                    if parser is not None:
+                        parser.write(chunk)
+                    else:
+                        spool.add(chunk)
+                    await spool.flush(BLOCK)
                 if parser is not None:
-                    parser.write(chunk)
-                else:
-                    out.write(chunk)
-            if parser is not None and part is not None:
-                parser.finalize()
+                    parser.finalize()
+            except MultipartParseError as exc:
+                raise _bad_multipart(str(exc)) from None
+            await spool.flush()
+            if part is not None:
                 if not part.found:
-                    raise ValidationProblem(
-                        "The multipart body has no part named 'file'.",
-                        errors=[{"field": "file", "reason": "missing"}],
-                    )
+                    raise _bad_multipart("no part named 'file'")
+                if not part.done:
+                    raise _bad_multipart("the upload is incomplete: no closing boundary")
                 container = part_container(part.content_type, part.filename, part.head)
-        yield Upload(path=path, container=container)
+        yield Upload(path=spool.path, container=container)
     finally:
-        os.unlink(path)
+        os.unlink(spool.path)

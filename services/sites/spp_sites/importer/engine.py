@@ -64,12 +64,40 @@ class _Source:
     header: list[str] = field(default_factory=list)
 
 
+def _first_non_utf8(path: Path) -> tuple[int, int]:
+    """The line and value of the first byte that is not UTF-8, from the raw file.
+
+    The text reader decodes blocks of 8 KB, so its error tells neither the line
+    nor the byte's place in the file; only this error path reads the file again.
+    """
+    with path.open("rb") as raw:
+        for number, line in enumerate(raw, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return number, line[exc.start]
+    return 0, 0
+
+
+def _utf8_lines(path: Path, stream: IO[str]) -> Iterator[str]:
+    try:
+        yield from stream
+    except UnicodeDecodeError:
+        line, byte = _first_non_utf8(path)
+        raise FileProblem(
+            f"The file is not UTF-8 text: line {line} has the byte 0x{byte:02X}, which is "
+            "not UTF-8 (a Latin-1 or Windows-1252 file?). Re-save the file as UTF-8 "
+            "(in a spreadsheet: 'CSV UTF-8') and send it again.",
+            errors=[{"line": line, "reason": f"byte 0x{byte:02X} is not UTF-8"}],
+        ) from None
+
+
 def _open_source(path: Path, container: Container, stack: ExitStack) -> _Source:
     if container is Container.ndjson:
         binary: IO[bytes] = stack.enter_context(path.open("rb"))
         return _Source(Format.ndjson, ndjson_records(binary))
     stream = stack.enter_context(open_text(path))
-    header, records = csv_records(stream)
+    header, records = csv_records(_utf8_lines(path, stream))
     return _Source(detect_csv(header), records, header)
 
 
@@ -296,15 +324,7 @@ async def run_import(
                 mapper = mapper_for(source.format, ctx, source.header)
                 job = _Import(session, mapper, report, write=not dry_run, keep_valid=keep_valid)
                 records = iter(source.records)
-                while True:
-                    try:
-                        chunk = list(islice(records, batch_size))
-                    except UnicodeDecodeError as exc:
-                        raise FileProblem(
-                            f"The file is not UTF-8 text (byte {exc.start} of a read block)."
-                        ) from None
-                    if not chunk:
-                        break
+                while chunk := list(islice(records, batch_size)):
                     report.rows += len(chunk)
                     rows: list[Row] = []
                     for line, raw in chunk:
@@ -314,7 +334,7 @@ async def run_import(
                             job.reject(line, exc.field, exc.reason)
                     await job.batch(rows)
                 if job.write and job.wrote:
-                    await writer.link_parents(session)
+                    await repo.link_parents(session)
                     await session.commit()
                     return report.build(committed=True)
                 await session.rollback()

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from datetime import date
 from typing import Any, Final
 
+from spp_shared.contracts.sites import SP_CODE_PATTERN, ResultsLevel, SiteStatus
 from spp_shared.contracts.types import WEEKDAYS, check_coordinates, parse_day_hours
 from spp_sites.models import Site
 
@@ -32,13 +33,15 @@ MAX_LENGTHS: Final[Mapping[str, int]] = {
 # API field names of the columns whose name differs.
 FIELD_NAMES: Final[Mapping[str, str]] = {"network_code": "network"}
 
-CODE_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,31}")
-LEVELS: Final = frozenset({"national", "region", "departement", "site"})
-STATUSES: Final = frozenset({"open", "temporarily_closed", "closed"})
+CODE_RE: Final = re.compile(SP_CODE_PATTERN)
+LEVELS: Final = frozenset(level.value for level in ResultsLevel)
+STATUSES: Final = frozenset(status.value for status in SiteStatus)
 FRANCE: Final = "France"
 
-
-_WHITESPACE_RE = re.compile(r"\s")
+# Control characters: PostgreSQL refuses NUL in text, and a line break in a
+# single-line value breaks every CSV export downstream. Tabs become spaces.
+CONTROL_RE: Final = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_NOT_IN_CODE_RE: Final = re.compile(r"[\s\x00-\x1f\x7f]")
 
 
 def api_field(column: str) -> str:
@@ -54,10 +57,19 @@ def text(value: Any, column: str, *, checked_later: bool = False) -> str | None:
     s = str(value).strip()
     if not s:
         return None
+    if not s.isprintable():  # cheap test first: most values are plain text
+        s = s.replace("\t", " ")
+        if bad := CONTROL_RE.search(s):
+            raise RowError(api_field(column), control_reason(bad.group()))
     limit = MAX_LENGTHS.get(column)
     if not checked_later and limit is not None and len(s) > limit:
         raise RowError(api_field(column), f"longer than {limit} characters")
     return s
+
+
+def control_reason(char: str) -> str:
+    what = "a line break" if char in "\r\n" else "a control character"
+    return f"contains {what} (U+{ord(char):04X}): not allowed in this field"
 
 
 def checked(column: str, fn: Callable[[str], Any], value: str) -> Any:
@@ -69,13 +81,17 @@ def checked(column: str, fn: Callable[[str], Any], value: str) -> Any:
 
 def sp_code(value: str, column: str) -> str:
     if not CODE_RE.fullmatch(value):
-        raise RowError(api_field(column), "SP+ code must be 1-32 letters, digits or dashes")
+        raise RowError(api_field(column), "SP+ code must be 1-32 letters, digits or inner dashes")
     return value
 
 
 def external_code(value: str) -> str:
-    if _WHITESPACE_RE.search(value):
-        raise RowError("external_code", "must not contain spaces")
+    """The key of a site in its network: one word, no longer than its column."""
+    if _NOT_IN_CODE_RE.search(value):
+        raise RowError("external_code", "must not contain spaces or control characters")
+    limit = MAX_LENGTHS["external_code"]
+    if len(value) > limit:
+        raise RowError("external_code", f"longer than {limit} characters")
     return value
 
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Final
 
 from spp_shared.contracts.types import normalize_network_code, slugify_network
 from spp_sites.models import Network
 from spp_sites.text import fold
+
+NAME_LENGTH: Final[int] = Network.__table__.c.name.type.length  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -62,7 +65,7 @@ class NetworkResolver:
         """Plan the creation of a network named ``name``; returns its code."""
         code = slugify_network(name)
         normalize_network_code(code)
-        self.pending.append(PlannedNetwork(code=code, name=name.strip()[:300]))
+        self.pending.append(PlannedNetwork(code=code, name=name.strip()[:NAME_LENGTH]))
         self._know(code, [name])
         self._memo[name] = code
         return code

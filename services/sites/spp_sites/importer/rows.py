@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import re
-import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
@@ -45,8 +44,12 @@ from spp_sites.importer.formats import Format, clean_header, csv_format, sniff_d
 from spp_sites.importer.networks import NetworkResolver
 from spp_sites.service import apply_geography
 from spp_sites.text import fold
+from spp_sites.values import CONTENT_FIELDS
 
-csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+# The export's longest field is a few hundred characters: a field this long is
+# a stray quote swallowing the rest of the file, refused before it fills memory.
+FIELD_SIZE_LIMIT: Final = 1024 * 1024
+csv.field_size_limit(FIELD_SIZE_LIMIT)
 
 Warning_ = tuple[str | None, str]
 
@@ -72,29 +75,43 @@ def open_text(path: Path) -> IO[str]:
     return path.open(encoding="utf-8-sig", newline="")
 
 
-def csv_records(
-    stream: IO[str],
-) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
+def csv_records(lines: Iterator[str]) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
     """The cleaned header and ``(line, cells)`` of each data record.
 
     ``line`` is the physical line where the record starts (header = 1), so
     records with line breaks inside quotes still point at the right place.
     """
-    first = stream.readline()
+    first = next(lines, "")
     if not first.strip():
         raise FileProblem("The file is empty: a header row is expected.")
-    reader = csv.reader(chain([first], stream), delimiter=sniff_delimiter(first))
-    header = [clean_header(h) for h in next(reader)]
+    # strict: a quote that is never closed, or text after a closing quote, is
+    # an error rather than a field swallowing the lines that follow.
+    reader = csv.reader(chain([first], lines), delimiter=sniff_delimiter(first), strict=True)
+    try:
+        header = [clean_header(h) for h in next(reader)]
+    except csv.Error as exc:
+        raise _malformed(1, exc) from None
 
     def records() -> Iterator[tuple[int, list[str]]]:
         previous = reader.line_num
-        for cells in reader:
-            start, previous = previous + 1, reader.line_num
-            if not cells or (len(cells) == 1 and not cells[0].strip()):
-                continue
-            yield start, cells
+        try:
+            for cells in reader:
+                start, previous = previous + 1, reader.line_num
+                if not cells or (len(cells) == 1 and not cells[0].strip()):
+                    continue
+                yield start, cells
+        except csv.Error as exc:
+            raise _malformed(previous + 1, exc) from None
 
     return header, records()
+
+
+def _malformed(start: int, exc: csv.Error) -> FileProblem:
+    return FileProblem(
+        f"The CSV is malformed in the record starting at line {start} ({exc}): "
+        "look for a double quote that is not closed, or one inside an unquoted value.",
+        errors=[{"line": start, "reason": str(exc)}],
+    )
 
 
 def ndjson_records(stream: IO[bytes]) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
@@ -117,36 +134,18 @@ def ndjson_records(stream: IO[bytes]) -> Iterator[tuple[int, dict[str, Any] | Ro
 
 # --- mapping ------------------------------------------------------------------
 
+# Our flat columns are the site's content columns by their API name, with the
+# opening hours as one column a weekday; accessibility is not imported.
 OWN_COLUMNS: Final = (
-    "network",
-    "external_code",
-    "sp_code",
-    "parent_sp_code",
-    "name",
-    "kind",
-    "level",
-    "siret",
-    "address_line",
-    "address_complement",
-    "postcode",
-    "commune_code",
-    "commune_name",
-    "departement_code",
-    "region_code",
-    "country",
-    "latitude",
-    "longitude",
-    "phone",
-    "email",
-    "website",
-    "appointment_url",
-    "status",
-    "sp_member_since",
+    *(F.api_field(c) for c in CONTENT_FIELDS if c not in ("opening_hours", "accessibility")),
     *WEEKDAYS,
 )
 NDJSON_KEYS: Final = frozenset({*OWN_COLUMNS, "opening_hours"})
 _GEO: Final = ("commune_code", "departement_code", "region_code")
 _SPACES: Final = re.compile(r"\s+")
+# Published files have line breaks and tabs in some cells (addresses,
+# comments): those become spaces; other control characters refuse the row.
+_CONTROL: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 @dataclass
@@ -305,10 +304,14 @@ class _Cells:
         if i is None or i >= len(self.cells):
             return ""
         value = self.cells[i]
-        return _SPACES.sub(" ", value).strip() if value else ""
+        if not value:
+            return ""
+        if not value.isprintable() and (bad := _CONTROL.search(value)):
+            raise RowError(column, F.control_reason(bad.group()))
+        return _SPACES.sub(" ", value).strip()
 
 
-def _lenient(row: Row, column: str, fn: Any, value: str) -> Any:
+def _normalise_or_drop(row: Row, column: str, fn: Any, value: str) -> Any:
     """Normalise ``value``; on error keep nothing and warn (published data)."""
     if not value:
         return None
@@ -394,7 +397,9 @@ class SpPlusMapper(Mapper):
             identifier = ""
         row.identifier = identifier or None
         siret = g(self.IDENTIFIER_TYPE).upper() == "SIRET"
-        v["siret"] = _lenient(row, "siret", normalize_siret, identifier) if siret else None
+        v["siret"] = (
+            _normalise_or_drop(row, "siret", normalize_siret, identifier) if siret else None
+        )
         parent = g(self.PARENT)
         v["parent_sp_code"] = (
             parent if parent and parent != code and F.CODE_RE.fullmatch(parent) else None
@@ -407,26 +412,30 @@ class SpPlusMapper(Mapper):
         v["commune_name"] = _cut(row, "commune_name", g("Ville"))
         postcode = g("Code postal de la structure")
         if france:
-            v["postcode"] = _lenient(row, "postcode", normalize_postcode, postcode)
+            v["postcode"] = _normalise_or_drop(row, "postcode", normalize_postcode, postcode)
         else:
             v["postcode"] = postcode if 0 < len(postcode) <= 5 else None
-        v["website"] = _lenient(row, "website", normalize_url, g("URL du site internet"))
-        v["email"] = _lenient(row, "email", normalize_email, g("Boîte à lettre fonctionnelle"))
+        v["website"] = _normalise_or_drop(row, "website", normalize_url, g("URL du site internet"))
+        v["email"] = _normalise_or_drop(
+            row, "email", normalize_email, g("Boîte à lettre fonctionnelle")
+        )
         v["status"] = "closed" if g("Actif").lower() == "non" else "open"
         if france:
             arrondissement = g("INSEE Arrondissement")
             commune = (
-                _lenient(row, "commune_code", normalize_arrondissement_code, arrondissement)
+                _normalise_or_drop(
+                    row, "commune_code", normalize_arrondissement_code, arrondissement
+                )
                 if arrondissement
                 else None
             )
-            v["commune_code"] = commune or _lenient(
+            v["commune_code"] = commune or _normalise_or_drop(
                 row, "commune_code", normalize_commune_code, g("INSEE Ville")
             )
-            v["departement_code"] = _lenient(
+            v["departement_code"] = _normalise_or_drop(
                 row, "departement_code", normalize_departement_code, g("INSEE Département")
             )
-            v["region_code"] = _lenient(
+            v["region_code"] = _normalise_or_drop(
                 row, "region_code", normalize_region_code, g("INSEE Région")
             )
             self.geography(row)
@@ -472,21 +481,27 @@ class FranceServicesMapper(Mapper):
             "name": _cut(row, "name", g("lib_fs")),
             "address_line": _cut(row, "address_line", g("adresse")),
             "address_complement": _cut(row, "address_complement", g("complement_adresse")),
-            "postcode": _lenient(row, "postcode", normalize_postcode, g("code_postal")),
+            "postcode": _normalise_or_drop(row, "postcode", normalize_postcode, g("code_postal")),
             "commune_name": _cut(row, "commune_name", g("lib_com")),
-            "commune_code": _lenient(row, "commune_code", normalize_commune_code, g("insee_com")),
-            "departement_code": _lenient(
+            "commune_code": _normalise_or_drop(
+                row, "commune_code", normalize_commune_code, g("insee_com")
+            ),
+            "departement_code": _normalise_or_drop(
                 row, "departement_code", normalize_departement_code, g("insee_dep")
             ),
-            "phone": _lenient(row, "phone", normalize_phone, g("telephone")),
+            "phone": _normalise_or_drop(row, "phone", normalize_phone, g("telephone")),
         }
         emails = [e for e in _EMAIL_SPLIT.split(g("mail")) if e]
         if len(emails) > 1:
             row.warnings.append(("email", f"{len(emails)} addresses given: the first is kept"))
-        found["email"] = _lenient(row, "email", normalize_email, emails[0] if emails else "")
+        found["email"] = _normalise_or_drop(
+            row, "email", normalize_email, emails[0] if emails else ""
+        )
         appointment = g("prise_rdv")
         if "://" in appointment or appointment.lower().startswith("www."):
-            found["appointment_url"] = _lenient(row, "appointment_url", normalize_url, appointment)
+            found["appointment_url"] = _normalise_or_drop(
+                row, "appointment_url", normalize_url, appointment
+            )
         lat, lon = g("latitude"), g("longitude")
         if lat or lon:
             try:

@@ -148,7 +148,3 @@ async def update_sites(session: AsyncSession, rows: Sequence[dict[str, Any]]) ->
         return
     params = [{"u_id": r["id"]} | {f"u_{c}": r[c] for c in UPDATE_COLUMNS} for r in rows]
     await session.execute(_UPDATE, params, execution_options={"synchronize_session": False})
-
-
-async def link_parents(session: AsyncSession) -> None:
-    await repo.link_parents(session)
