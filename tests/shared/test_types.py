@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from spp_shared.contracts import (
+from spp_shared.contracts.types import (
     COMMITMENTS,
     CommitmentNumber,
     Coordinates,

@@ -28,7 +28,7 @@ from spp_shared.kit.identity import PrincipalDep
 from spp_shared.kit.pagination import DEFAULT_LIMIT, Page
 from spp_sites import service
 from spp_sites.importer.http import run_import_request
-from spp_sites.models import idempotency_keys
+from spp_sites.models import Site, idempotency_keys
 
 router = APIRouter(prefix="/v1")
 
@@ -98,6 +98,11 @@ async def patch_network(
 
 
 # --- sites --------------------------------------------------------------------
+
+
+def _with_etag(response: Response, site: Site) -> SiteOut:
+    response.headers["ETag"] = service.site_etag(site)
+    return service.site_out(site)
 
 
 def _parse_near(near: str | None) -> tuple[float, float] | None:
@@ -240,8 +245,7 @@ async def patch_site(
     if_match: IfMatch = None,
 ) -> SiteOut:
     site = await service.patch_site(session, principal, ref, patch, if_match)
-    response.headers["ETag"] = service.site_etag(site)
-    return service.site_out(site)
+    return _with_etag(response, site)
 
 
 @router.post("/sites/{ref}/close", tags=["sites"], summary="Close a site (never deletes)")
@@ -254,8 +258,7 @@ async def close_site(
     if_match: IfMatch = None,
 ) -> SiteOut:
     site = await service.close_site(session, principal, ref, data, if_match)
-    response.headers["ETag"] = service.site_etag(site)
-    return service.site_out(site)
+    return _with_etag(response, site)
 
 
 @router.post("/sites/{ref}/reopen", tags=["sites"], summary="Reopen a closed site")
@@ -267,5 +270,4 @@ async def reopen_site(
     if_match: IfMatch = None,
 ) -> SiteOut:
     site = await service.reopen_site(session, principal, ref, if_match)
-    response.headers["ETag"] = service.site_etag(site)
-    return service.site_out(site)
+    return _with_etag(response, site)
