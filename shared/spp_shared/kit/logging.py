@@ -52,6 +52,10 @@ def configure_logging(level: str = "INFO", json: bool = True) -> None:
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(numeric)
+    # httpx logs every request it sends at INFO, URL included: our own access
+    # line is enough, and a URL may carry what should not be logged.
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
 
 
 def new_request_id() -> str:
