@@ -157,5 +157,5 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
     )
     proxy = Proxy(routes=routes, auth=auth, upstream=upstream, metrics=metrics)
     internal = _internal_app(settings, routes, upstream, metrics)
-    root = Gateway(proxy, MetricsMiddleware(internal, metrics=metrics, root_app=internal))
+    root = Gateway(proxy, MetricsMiddleware(internal, metrics=metrics))
     return RequestContextMiddleware(root, service=SERVICE_NAME, access_log=settings.access_log)

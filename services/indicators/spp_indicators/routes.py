@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from spp_indicators.models import Commitment
-from spp_shared.kit.db import SessionDep
+from spp_shared.kit.db import ReadSessionDep
 from spp_shared.kit.errors import NotFound
 from spp_shared.kit.pagination import Page
 
@@ -27,14 +27,14 @@ def _out(c: Commitment) -> CommitmentOut:
 
 
 @router.get("/commitments", summary="The eight SP+ commitments")
-async def list_commitments(session: SessionDep) -> Page[CommitmentOut]:
+async def list_commitments(session: ReadSessionDep) -> Page[CommitmentOut]:
     rows = (await session.scalars(select(Commitment).order_by(Commitment.number))).all()
     return Page[CommitmentOut](items=[_out(c) for c in rows])
 
 
 @router.get("/commitments/{number}", summary="One commitment")
 async def get_commitment(
-    number: Annotated[int, Path(ge=1, le=8)], session: SessionDep
+    number: Annotated[int, Path(ge=1, le=8)], session: ReadSessionDep
 ) -> CommitmentOut:
     commitment = await session.get(Commitment, number)
     if commitment is None:

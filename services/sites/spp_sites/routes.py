@@ -20,7 +20,7 @@ from spp_shared.contracts.sites import (
     SiteStatus,
 )
 from spp_shared.contracts.types import DepartementCode, InseeCommuneCode, RegionCode, Siret
-from spp_shared.kit.db import SessionDep
+from spp_shared.kit.db import ReadSessionDep, SessionDep
 from spp_shared.kit.errors import ValidationProblem
 from spp_shared.kit.etags import matches
 from spp_shared.kit.idempotency import Idempotency, idempotency_dependency
@@ -44,7 +44,7 @@ IdempotencyDep = Annotated[Idempotency, Depends(idempotency_dependency(idempoten
 
 @router.get("/networks", tags=["networks"], summary="List networks")
 async def list_networks(
-    session: SessionDep,
+    session: ReadSessionDep,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
     kind: Annotated[str | None, Query(max_length=32)] = None,
@@ -56,7 +56,7 @@ async def list_networks(
     "/networks/{code}", tags=["networks"], response_model=NetworkOut, summary="Get a network"
 )
 async def get_network(
-    code: str, session: SessionDep, response: Response, if_none_match: IfNoneMatch = None
+    code: str, session: ReadSessionDep, response: Response, if_none_match: IfNoneMatch = None
 ) -> NetworkOut | Response:
     network = await service.get_network(session, code)
     tag = service.network_etag(network)
@@ -124,7 +124,7 @@ def _parse_near(near: str | None) -> tuple[float, float] | None:
 @router.get("/sites", tags=["sites"], summary="List and search sites")
 async def list_sites(
     request: Request,
-    session: SessionDep,
+    session: ReadSessionDep,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
     network: Annotated[str | None, Query(max_length=64)] = None,
@@ -212,7 +212,7 @@ async def import_sites(
 
 @router.post("/sites/lookup", tags=["sites"], summary="Bulk look-up of sites (services)")
 async def lookup_sites(
-    data: LookupRequest, session: SessionDep, request: Request
+    data: LookupRequest, session: ReadSessionDep, request: Request
 ) -> LookupResponse:
     return await service.lookup(session, data, request.app.state.settings.lookup_max_items)
 
@@ -224,7 +224,7 @@ async def lookup_sites(
     summary="Get a site by id, SP+ code or network:code",
 )
 async def get_site(
-    ref: str, session: SessionDep, response: Response, if_none_match: IfNoneMatch = None
+    ref: str, session: ReadSessionDep, response: Response, if_none_match: IfNoneMatch = None
 ) -> SiteOut | Response:
     site = await service.resolve_site(session, ref)
     tag = service.site_etag(site)

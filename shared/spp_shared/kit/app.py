@@ -117,7 +117,7 @@ def create_service_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(ControlCharacterGuard)
-    app.add_middleware(MetricsMiddleware, metrics=metrics, root_app=app)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(
         RequestContextMiddleware, service=settings.service_name, access_log=settings.access_log
     )

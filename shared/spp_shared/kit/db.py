@@ -59,6 +59,10 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN")
 
 
+def _read_options(read_only: bool) -> dict[str, Any]:
+    return {"isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None} if read_only else {}
+
+
 def ensure_sqlite_dir(url: str) -> None:
     """SQLite creates the file, not its folder (``.var/`` on a fresh clone)."""
     if is_sqlite(url):
@@ -67,14 +71,19 @@ def ensure_sqlite_dir(url: str) -> None:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
 
 
-def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> AsyncEngine:
+def create_engine(
+    url: str, *, echo: bool = False, pool_size: int = 10, read_only: bool = False
+) -> AsyncEngine:
     # hide_parameters: database errors are logged, and their bound values are
     # citizens' data (names, e-mails, phones): never in a log line.
     if is_sqlite(url):
         ensure_sqlite_dir(url)
-        engine = create_async_engine(url, echo=echo, hide_parameters=True)
+        engine = create_async_engine(
+            url, echo=echo, hide_parameters=True, **_read_options(read_only)
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        event.listen(engine.sync_engine, "begin", _sqlite_begin)
+        if not read_only:
+            event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
     return create_async_engine(
         url,
@@ -83,6 +92,7 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
         max_overflow=pool_size,
         pool_pre_ping=True,
         hide_parameters=True,
+        **_read_options(read_only),
     )
 
 
@@ -91,6 +101,10 @@ class Database:
         self.url = url
         self.engine = create_engine(url, echo=echo, pool_size=pool_size)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        # Reads need no transaction: their own autocommit pool spares the
+        # BEGIN/COMMIT round trips and the reset on return around each SELECT.
+        self.read_engine = create_engine(url, echo=echo, pool_size=pool_size, read_only=True)
+        self.read_sessionmaker = async_sessionmaker(self.read_engine, expire_on_commit=False)
 
     @property
     def is_sqlite(self) -> bool:
@@ -102,6 +116,7 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        await self.read_engine.dispose()
 
 
 async def session_dependency(request: Request) -> AsyncIterator[AsyncSession]:
@@ -123,6 +138,20 @@ async def session_dependency(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 SessionDep = Annotated[AsyncSession, Depends(session_dependency, scope="function")]
+
+
+async def read_session_dependency(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session for endpoints that only read: autocommit, nothing to commit.
+
+    Each statement sees the latest committed data; a read that needs several
+    statements to agree with each other takes ``SessionDep`` instead.
+    """
+    db: Database = request.app.state.db
+    async with db.read_sessionmaker() as session:
+        yield session
+
+
+ReadSessionDep = Annotated[AsyncSession, Depends(read_session_dependency, scope="function")]
 
 
 class UTCDateTime(TypeDecorator[datetime]):

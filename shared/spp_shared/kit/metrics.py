@@ -13,7 +13,6 @@ from prometheus_client import (
 )
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
@@ -44,20 +43,17 @@ class Metrics:
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
-def _route_template(app: ASGIApp, scope: Scope) -> str:
-    router = getattr(app, "router", None)
-    for route in getattr(router, "routes", []):
-        match, _ = route.matches(scope)
-        if match is Match.FULL:
-            return str(getattr(route, "path", scope["path"]))
-    return "unmatched"
+def _route_template(scope: Scope) -> str:
+    """The matched route's path template (the router records it in the scope),
+    so label values stay bounded whatever paths clients send."""
+    route = scope.get("route")
+    return str(getattr(route, "path", None) or "unmatched")
 
 
 class MetricsMiddleware:
-    def __init__(self, app: ASGIApp, *, metrics: Metrics, root_app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
-        self.root_app = root_app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -75,7 +71,7 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            route = _route_template(self.root_app, scope)
+            route = _route_template(scope)
             method = scope["method"] if scope["method"] in _METHODS else "OTHER"
             self.metrics.requests.labels(self.metrics.service, method, route, str(status)).inc()
             self.metrics.latency.labels(self.metrics.service, method, route).observe(
