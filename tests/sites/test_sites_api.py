@@ -414,3 +414,33 @@ async def test_reopening_date_must_be_in_the_future(
     )
     assert resp.status_code == 422
     assert (await sites_client.get(f"/v1/sites/{site['id']}")).json()["status"]["state"] == "open"
+
+
+async def test_if_modified_since(
+    sites_client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    site = await create(sites_client, admin_headers, VALSERHONE)
+    first = await sites_client.get(f"/v1/sites/{site['id']}")
+    stamp = first.headers["last-modified"]
+    assert stamp.endswith(" GMT")
+    same = await sites_client.get(f"/v1/sites/{site['id']}", headers={"If-Modified-Since": stamp})
+    assert same.status_code == 304
+    assert same.headers["etag"] == first.headers["etag"]
+    older = await sites_client.get(
+        f"/v1/sites/{site['id']}", headers={"If-Modified-Since": "Mon, 01 Jan 2024 00:00:00 GMT"}
+    )
+    assert older.status_code == 200
+    # If-None-Match wins over If-Modified-Since (RFC 9110 §13.2.2).
+    both = await sites_client.get(
+        f"/v1/sites/{site['id']}", headers={"If-Modified-Since": stamp, "If-None-Match": '"x"'}
+    )
+    assert both.status_code == 200
+    garbage = await sites_client.get(
+        f"/v1/sites/{site['id']}", headers={"If-Modified-Since": "yesterday"}
+    )
+    assert garbage.status_code == 200
+    network = await sites_client.get("/v1/networks/caf")
+    again = await sites_client.get(
+        "/v1/networks/caf", headers={"If-Modified-Since": network.headers["last-modified"]}
+    )
+    assert again.status_code == 304

@@ -22,7 +22,7 @@ from spp_shared.contracts.sites import (
 from spp_shared.contracts.types import DepartementCode, InseeCommuneCode, RegionCode, Siret
 from spp_shared.kit.db import ReadSessionDep, SessionDep
 from spp_shared.kit.errors import ValidationProblem
-from spp_shared.kit.etags import matches
+from spp_shared.kit.etags import not_modified, validators
 from spp_shared.kit.idempotency import Idempotency, idempotency_dependency
 from spp_shared.kit.identity import PrincipalDep
 from spp_shared.kit.pagination import DEFAULT_LIMIT, Page
@@ -36,6 +36,7 @@ Limit = Annotated[int, Query(ge=1, le=500, description="Page size (1-500).")]
 Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page.")]
 IfMatch = Annotated[str | None, Header(description="The ETag you last read.")]
 IfNoneMatch = Annotated[str | None, Header()]
+IfModifiedSince = Annotated[str | None, Header()]
 IdempotencyDep = Annotated[Idempotency, Depends(idempotency_dependency(idempotency_keys))]
 
 
@@ -56,13 +57,18 @@ async def list_networks(
     "/networks/{code}", tags=["networks"], response_model=NetworkOut, summary="Get a network"
 )
 async def get_network(
-    code: str, session: ReadSessionDep, response: Response, if_none_match: IfNoneMatch = None
+    code: str,
+    session: ReadSessionDep,
+    response: Response,
+    if_none_match: IfNoneMatch = None,
+    if_modified_since: IfModifiedSince = None,
 ) -> NetworkOut | Response:
     network = await service.get_network(session, code)
     tag = service.network_etag(network)
-    if matches(if_none_match, tag):
-        return Response(status_code=304, headers={"ETag": tag})
-    response.headers["ETag"] = tag
+    headers = validators(tag, network.updated_at)
+    if not_modified(if_none_match, if_modified_since, tag, network.updated_at):
+        return Response(status_code=304, headers=headers)
+    response.headers.update(headers)
     return service.network_out(network)
 
 
@@ -224,14 +230,18 @@ async def lookup_sites(
     summary="Get a site by id, SP+ code or network:code",
 )
 async def get_site(
-    ref: str, session: ReadSessionDep, response: Response, if_none_match: IfNoneMatch = None
+    ref: str,
+    session: ReadSessionDep,
+    response: Response,
+    if_none_match: IfNoneMatch = None,
+    if_modified_since: IfModifiedSince = None,
 ) -> SiteOut | Response:
     site = await service.resolve_site(session, ref)
     tag = service.site_etag(site)
-    if matches(if_none_match, tag):
-        return Response(status_code=304, headers={"ETag": tag})
-    response.headers["ETag"] = tag
-    response.headers["Last-Modified"] = site.updated_at.strftime("%a, %d %b %Y %H:%M:%S GMT")
+    headers = validators(tag, site.updated_at)
+    if not_modified(if_none_match, if_modified_since, tag, site.updated_at):
+        return Response(status_code=304, headers=headers)
+    response.headers.update(headers)
     return service.site_out(site)
 
 

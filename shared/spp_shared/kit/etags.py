@@ -7,6 +7,9 @@ obtained from the old one must not apply to the new one.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
+
 from spp_shared.kit.errors import PreconditionFailed, PreconditionRequired
 
 
@@ -36,3 +39,29 @@ def check_if_match(if_match: str | None, tag: str, *, required: bool = True) -> 
         return
     if not matches(if_match, tag):
         raise PreconditionFailed(f"The resource changed since you read it (current ETag {tag}).")
+
+
+def http_date(moment: datetime) -> str:
+    return format_datetime(moment.astimezone(UTC), usegmt=True)
+
+
+def not_modified(
+    if_none_match: str | None, if_modified_since: str | None, tag: str, last_modified: datetime
+) -> bool:
+    """RFC 9110 §13.2.2: If-None-Match decides when sent; else If-Modified-Since."""
+    if if_none_match:
+        return matches(if_none_match, tag)
+    if not if_modified_since:
+        return False
+    try:
+        since = parsedate_to_datetime(if_modified_since)
+    except (TypeError, ValueError):
+        return False  # an invalid date is ignored, as the RFC says
+    if since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    return last_modified.replace(microsecond=0) <= since
+
+
+def validators(tag: str, last_modified: datetime) -> dict[str, str]:
+    """The headers a conditional GET answers with (200 and 304 alike)."""
+    return {"ETag": tag, "Last-Modified": http_date(last_modified)}
