@@ -378,3 +378,20 @@ async def test_keep_valid_across_batches_keeps_exactly_the_valid_rows(
     assert (resp.json()["created"], resp.json()["rejected"]) == (8, 1)
     items = (await small_batches_client.get("/v1/sites", params={"limit": 500})).json()["items"]
     assert sorted(s["external_code"] for s in items) == sorted(f"B{i}" for i in (*range(7), 8))
+
+
+async def test_a_file_error_after_batches_were_sent_keeps_nothing(
+    small_batches_client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    """A broken CSV record found while earlier batches are being written."""
+    good = [f"caf,PIPE-{i},Caf {i}" for i in range(9)]
+    body = ("network,external_code,name\n" + "\n".join(good) + '\ncaf,PIPE-X,"unclosed\n').encode()
+    resp = await small_batches_client.post(
+        "/v1/sites/import",
+        content=body,
+        headers=admin_headers | {"content-type": "text/csv"},
+        params={"keep_valid": "true"},
+    )
+    assert resp.status_code == 422, resp.text
+    listing = await small_batches_client.get("/v1/sites", params={"network": "caf"})
+    assert listing.json()["items"] == []

@@ -13,6 +13,8 @@ validates and looks up without writing.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -47,6 +49,8 @@ from spp_sites.importer.rows import (
 from spp_sites.values import CONTENT_FIELDS, finish
 
 DEFAULT_BATCH: Final = 2000
+# Rows mapped between two chances for the pending write to progress.
+_YIELD_EVERY: Final = 100
 NETWORK_FORMATS: Final = frozenset({Format.sp_plus_export, Format.france_services})
 DEFAULTS: Final[dict[str, Any]] = {f: None for f in CONTENT_FIELDS} | {
     "country": "France",
@@ -120,6 +124,21 @@ class _Import:
         self.seen_keys: dict[tuple[str, str], int] = {}
         self.seen_sp: dict[str, int] = {}
         self.wrote = False
+        self._writing: asyncio.Task[None] | None = None
+
+    async def settle(self) -> None:
+        """Wait for the batch being written (its errors surface here)."""
+        if self._writing is not None:
+            task, self._writing = self._writing, None
+            await task
+
+    async def abandon(self) -> None:
+        """Let the batch being written finish (its outcome no longer matters)
+        so the rollback that follows finds the connection idle, not mid-COPY."""
+        if self._writing is not None:
+            task, self._writing = self._writing, None
+            with contextlib.suppress(Exception):
+                await task
 
     def reject(self, line: int, field: str | None, reason: str) -> None:
         self.report.reject(line, field, reason)
@@ -129,6 +148,13 @@ class _Import:
     # -- one batch -------------------------------------------------------------
 
     async def batch(self, rows: list[Row]) -> None:
+        """Look up and plan ``rows``, then start writing them.
+
+        The write runs while the caller maps the next rows (the database
+        works in its own thread or server meanwhile); the next batch, or the
+        end of the import, settles it before touching the session again.
+        """
+        await self.settle()
         planned = self.mapper.ctx.resolver.take_pending()
         self.report.networks_created.extend(p.code for p in planned)
         if planned and self.write:
@@ -163,9 +189,12 @@ class _Import:
             except RowError as exc:
                 self.reject(row.line, exc.field, exc.reason)
         if self.write:
-            await writer.insert_sites(self.session, inserts)
-            await writer.update_sites(self.session, updates)
+            self._writing = asyncio.create_task(self._write(inserts, updates))
             self.wrote = self.wrote or bool(inserts or updates or planned)
+
+    async def _write(self, inserts: list[dict[str, Any]], updates: list[dict[str, Any]]) -> None:
+        await writer.insert_sites(self.session, inserts)
+        await writer.update_sites(self.session, updates)
 
     def _match_key(
         self, row: Row, by_key: dict[tuple[str, str], Any], by_sp: dict[str, Any]
@@ -314,6 +343,7 @@ async def run_import(
         source = _open_source(path, container, stack)
         report = ReportBuilder(source.format.value, dry_run=dry_run, max_issues=max_issues)
         async with db.sessionmaker() as session:
+            job: _Import | None = None
             try:
                 resolver = NetworkResolver.of(await repo.all_networks(session))
                 ctx = MapContext(
@@ -327,12 +357,15 @@ async def run_import(
                 while chunk := list(islice(records, batch_size)):
                     report.rows += len(chunk)
                     rows: list[Row] = []
-                    for line, raw in chunk:
+                    for n, (line, raw) in enumerate(chunk):
+                        if n % _YIELD_EVERY == 0:
+                            await asyncio.sleep(0)  # let the pending write move on
                         try:
                             rows.append(_map(mapper, source, line, raw))
                         except RowError as exc:
                             job.reject(line, exc.field, exc.reason)
                     await job.batch(rows)
+                await job.settle()
                 if job.write and job.wrote:
                     await repo.link_parents(session)
                     await session.commit()
@@ -340,6 +373,8 @@ async def run_import(
                 await session.rollback()
                 return report.build(committed=False)
             except BaseException:
+                if job is not None:
+                    await job.abandon()
                 await session.rollback()
                 raise
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from datetime import date
+from functools import lru_cache
 from typing import Any, Final
 
 from spp_shared.contracts.sites import SP_CODE_PATTERN, ResultsLevel, SiteStatus
@@ -52,9 +53,12 @@ def text(value: Any, column: str, *, checked_later: bool = False) -> str | None:
     """Stripped text, ``None`` when empty; too long is an error (unless normalised later)."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
+    if type(value) is str:  # CSV cells always, NDJSON mostly: the fast way first
+        s = value.strip()
+    elif isinstance(value, bool) or not isinstance(value, str | int | float):
         raise RowError(api_field(column), "must be a string")
-    s = str(value).strip()
+    else:
+        s = str(value).strip()
     if not s:
         return None
     if not s.isprintable():  # cheap test first: most values are plain text
@@ -153,8 +157,14 @@ def day_hours(texts: Mapping[str, str | None]) -> dict[str, Any] | None:
         s = (raw or "").strip()
         any_text = any_text or bool(s)
         try:
-            ranges = parse_day_hours(s)
+            days[day] = _day_ranges(s)
         except ValueError as exc:
             raise RowError(day, str(exc)) from None
-        days[day] = [{"opens": o, "closes": c} for o, c in ranges]
     return days if any_text else None
+
+
+@lru_cache(maxsize=4096)
+def _day_ranges(text: str) -> list[dict[str, str]]:
+    # A few dozen distinct schedules cover a whole registry; the result is
+    # shared between rows and only ever serialised, never changed.
+    return [{"opens": o, "closes": c} for o, c in parse_day_hours(text)]
