@@ -260,7 +260,7 @@ class OwnMapper(Mapper):
                 raise RowError("opening_hours", "give opening_hours or weekday keys, not both")
             v["opening_hours"] = _opening_hours_object(rec["opening_hours"])
         row = Row(line, v)
-        if france and any(col in v for col in _GEO):
+        if france and not v.keys().isdisjoint(_GEO):
             self.geography(row)
         return row
 
