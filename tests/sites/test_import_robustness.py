@@ -395,3 +395,21 @@ async def test_a_file_error_after_batches_were_sent_keeps_nothing(
     assert resp.status_code == 422, resp.text
     listing = await small_batches_client.get("/v1/sites", params={"network": "caf"})
     assert listing.json()["items"] == []
+
+
+async def test_absurd_headers_and_boundaries_are_422_fast(
+    sites_client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    wide = (",".join(f"c{i}" for i in range(100_000)) + "\n").encode()
+    resp = await sites_client.post(
+        "/v1/sites/import", content=wide, headers=admin_headers | {"content-type": "text/csv"}
+    )
+    assert resp.status_code == 422
+    assert "columns" in resp.json()["detail"]
+    boundary = await sites_client.post(
+        "/v1/sites/import",
+        content=b"x",
+        headers=admin_headers | {"content-type": "multipart/form-data; boundary=" + "b" * 5000},
+    )
+    assert boundary.status_code == 422
+    assert boundary.headers["content-type"] == "application/problem+json"

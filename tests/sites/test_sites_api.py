@@ -444,3 +444,12 @@ async def test_if_modified_since(
         "/v1/networks/caf", headers={"If-Modified-Since": network.headers["last-modified"]}
     )
     assert again.status_code == 304
+
+
+async def test_an_absurd_if_modified_since_is_ignored(sites_client: httpx.AsyncClient) -> None:
+    for value in (
+        "Mon, 99999999999999999999 Jan 2020 00:00:00 GMT",
+        "Mon, 01 Jan 2020 00:00:00 +99999999999999999999",
+    ):
+        resp = await sites_client.get("/v1/networks/caf", headers={"If-Modified-Since": value})
+        assert resp.status_code == 200

@@ -28,8 +28,10 @@ class SiteFilters:
     bbox: tuple[float, float, float, float] | None = None  # min_lat, max_lat, min_lon, max_lon
 
 
-async def get_network(session: AsyncSession, code: str) -> Network | None:
-    return await session.get(Network, code)
+async def get_network(
+    session: AsyncSession, code: str, *, for_update: bool = False
+) -> Network | None:
+    return await session.get(Network, code, with_for_update=for_update or None)
 
 
 async def list_networks(
@@ -47,18 +49,30 @@ async def all_networks(session: AsyncSession) -> Sequence[Network]:
     return (await session.scalars(select(Network))).all()
 
 
-async def get_site(session: AsyncSession, site_id: str) -> Site | None:
-    return await session.get(Site, site_id)
+# ``for_update``: writers lock the row they read (PostgreSQL), so the If-Match
+# check and the write are one step for concurrent requests. SQLite needs no
+# row lock: a write transaction holds the database's write lock from BEGIN.
 
 
-async def get_site_by_sp_code(session: AsyncSession, sp_code: str) -> Site | None:
-    return await session.scalar(select(Site).where(Site.sp_code == sp_code))
+async def get_site(session: AsyncSession, site_id: str, *, for_update: bool = False) -> Site | None:
+    return await session.get(Site, site_id, with_for_update=for_update or None)
 
 
-async def get_site_by_ref(session: AsyncSession, network: str, external_code: str) -> Site | None:
-    return await session.scalar(
-        select(Site).where(Site.network_code == network, Site.external_code == external_code)
-    )
+def _locked(stmt: Select[Site], for_update: bool) -> Select[Site]:
+    return stmt.with_for_update() if for_update else stmt
+
+
+async def get_site_by_sp_code(
+    session: AsyncSession, sp_code: str, *, for_update: bool = False
+) -> Site | None:
+    return await session.scalar(_locked(select(Site).where(Site.sp_code == sp_code), for_update))
+
+
+async def get_site_by_ref(
+    session: AsyncSession, network: str, external_code: str, *, for_update: bool = False
+) -> Site | None:
+    stmt = select(Site).where(Site.network_code == network, Site.external_code == external_code)
+    return await session.scalar(_locked(stmt, for_update))
 
 
 def _filtered(filters: SiteFilters) -> Select[Site]:

@@ -92,8 +92,8 @@ async def list_networks(
     return Page[NetworkOut](items=items, next_cursor=next_cursor)
 
 
-async def get_network(session: AsyncSession, code: str) -> Network:
-    network = await repo.get_network(session, code)
+async def get_network(session: AsyncSession, code: str, *, for_update: bool = False) -> Network:
+    network = await repo.get_network(session, code, for_update=for_update)
     if network is None:
         raise NetworkNotFound(f"No network has the code '{code}'.")
     return network
@@ -123,7 +123,7 @@ async def patch_network(
     if_match: str | None,
 ) -> Network:
     ensure_admin(principal)
-    network = await get_network(session, code)
+    network = await get_network(session, code, for_update=True)
     check_if_match(if_match, network_etag(network))
     changes = patch.model_dump(mode="json", exclude_unset=True)
     if "name" in changes and changes["name"] is None:
@@ -229,16 +229,16 @@ def apply_geography(values: dict[str, Any], *, strict: bool = False) -> list[str
     return list(resolved.warnings)
 
 
-async def resolve_site(session: AsyncSession, ref: str) -> Site:
+async def resolve_site(session: AsyncSession, ref: str, *, for_update: bool = False) -> Site:
     """A site by our id, its SP+ structure code, or ``network:external_code``."""
     site: Site | None = None
     if looks_like_site_id(ref):
-        site = await repo.get_site(session, ref)
+        site = await repo.get_site(session, ref, for_update=for_update)
     if site is None and ":" in ref:
         network, _, external = ref.partition(":")
-        site = await repo.get_site_by_ref(session, network, external)
+        site = await repo.get_site_by_ref(session, network, external, for_update=for_update)
     if site is None:
-        site = await repo.get_site_by_sp_code(session, ref)
+        site = await repo.get_site_by_sp_code(session, ref, for_update=for_update)
     if site is None:
         raise SiteNotFound(f"No site is known as '{ref}'.")
     return site
@@ -309,7 +309,7 @@ async def patch_site(
     patch: SitePatch,
     if_match: str | None,
 ) -> Site:
-    site = await resolve_site(session, ref)
+    site = await resolve_site(session, ref, for_update=True)
     ensure_can_manage_network(principal, site.network_code)
     check_if_match(if_match, site_etag(site))
     changes = values_from_patch(patch)
@@ -351,7 +351,7 @@ async def patch_site(
 async def close_site(
     session: AsyncSession, principal: Principal, ref: str, data: SiteClose, if_match: str | None
 ) -> Site:
-    site = await resolve_site(session, ref)
+    site = await resolve_site(session, ref, for_update=True)
     ensure_can_manage_network(principal, site.network_code)
     check_if_match(if_match, site_etag(site), required=False)
     if site.status == SiteStatus.closed.value:
@@ -370,7 +370,7 @@ async def close_site(
 async def reopen_site(
     session: AsyncSession, principal: Principal, ref: str, if_match: str | None
 ) -> Site:
-    site = await resolve_site(session, ref)
+    site = await resolve_site(session, ref, for_update=True)
     ensure_can_manage_network(principal, site.network_code)
     check_if_match(if_match, site_etag(site), required=False)
     if site.status == SiteStatus.open.value:

@@ -51,13 +51,16 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # by default in SQLite; busy_timeout turns lock contention into waiting.
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
 
 def _sqlite_begin(conn: Any) -> None:
-    conn.exec_driver_sql("BEGIN")
+    # IMMEDIATE: take the write lock at the start, waiting (busy_timeout) for
+    # the writer before. A deferred BEGIN that reads, then writes, fails at
+    # once with "database is locked" when another writer got in between.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _json_dumps(value: Any) -> str:

@@ -16,6 +16,7 @@ import orjson
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -244,6 +245,21 @@ def install_problem_handlers(app: FastAPI) -> None:
         body["request_id"] = request_id_of(request)
         return ProblemResponse(body, status_code=500)
 
+    async def on_database_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, OperationalError)
+        if "database is locked" in str(exc.orig):
+            # SQLite (the embedded default) serialises writers; past the busy
+            # timeout the honest answer is "busy, retry", not a 500.
+            body = status_problem(
+                503,
+                "The database is busy with another write; retry in a moment.",
+                instance=request.url.path,
+                request_id=request_id_of(request),
+            )
+            return ProblemResponse(body, status_code=503, headers={"Retry-After": "1"})
+        return await on_unexpected(request, exc)
+
+    app.add_exception_handler(OperationalError, on_database_error)
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)

@@ -55,7 +55,7 @@ def not_modified(
         return False
     try:
         since = parsedate_to_datetime(if_modified_since)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return False  # an invalid date is ignored, as the RFC says
     if since.tzinfo is None:
         since = since.replace(tzinfo=UTC)

@@ -23,8 +23,11 @@ from itertools import islice
 from pathlib import Path
 from typing import IO, Any, Final
 
+from sqlalchemy.exc import IntegrityError
+
 from spp_shared.contracts.sites import ImportReport
 from spp_shared.kit.db import Database
+from spp_shared.kit.errors import Conflict
 from spp_shared.kit.identity import Principal
 from spp_sites import repository as repo
 from spp_sites.ids import new_site_id
@@ -59,6 +62,11 @@ DEFAULTS: Final[dict[str, Any]] = {f: None for f in CONTENT_FIELDS} | {
 }
 
 Record = tuple[int, Any]
+
+
+class ConcurrentImport(Conflict):
+    type_ = "concurrent-import"
+    title = "The import met a concurrent write"
 
 
 @dataclass
@@ -372,10 +380,17 @@ async def run_import(
                     return report.build(committed=True)
                 await session.rollback()
                 return report.build(committed=False)
-            except BaseException:
+            except BaseException as exc:
                 if job is not None:
                     await job.abandon()
                 await session.rollback()
+                if isinstance(exc, IntegrityError):
+                    # Another import or a create wrote some of these sites
+                    # between our look-up and our write; ours is rolled back.
+                    raise ConcurrentImport(
+                        "Another write created some of these sites while this import ran; "
+                        "nothing of this import was kept. Send it again."
+                    ) from None
                 raise
 
 

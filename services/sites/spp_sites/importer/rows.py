@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import re
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
@@ -530,7 +531,7 @@ def mapper_for(fmt: Format, ctx: MapContext, header: Sequence[str]) -> Mapper:
 def check_own_header(header: Sequence[str]) -> None:
     unknown = [h for h in header if h not in OWN_COLUMNS]
     missing = [c for c in ("network", "external_code") if c not in header]
-    duplicated = sorted({h for h in header if header.count(h) > 1})
+    duplicated = sorted(h for h, n in Counter(header).items() if n > 1)
     errors = [{"field": h, "reason": "unknown column"} for h in unknown]
     errors += [{"field": c, "reason": "required column missing"} for c in missing]
     errors += [{"field": c, "reason": "column given twice"} for c in duplicated]
@@ -542,7 +543,16 @@ def check_own_header(header: Sequence[str]) -> None:
         )
 
 
+# The widest known layout (the SP+ export) has 26 columns.
+MAX_COLUMNS: Final = 200
+
+
 def detect_csv(header: Sequence[str]) -> Format:
+    if len(header) > MAX_COLUMNS:
+        raise FileProblem(
+            f"The header row has {len(header)} columns; no known layout has more than "
+            f"{MAX_COLUMNS}. Is the delimiter right (',' or ';')?"
+        )
     fmt = csv_format(list(header))
     if fmt is Format.csv:
         check_own_header(header)

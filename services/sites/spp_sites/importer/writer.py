@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final, cast
 
+import asyncpg
 import orjson
 from sqlalchemy import (
     Table,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     insert,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from spp_sites import repository as repo
@@ -139,7 +141,13 @@ async def _copy_sites(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> 
         )
         for r in rows
     ]
-    await driver.copy_records_to_table(SITES.name, records=records, columns=list(INSERT_COLUMNS))
+    try:
+        await driver.copy_records_to_table(
+            SITES.name, records=records, columns=list(INSERT_COLUMNS)
+        )
+    except asyncpg.IntegrityConstraintViolationError as exc:
+        # The raw driver's error, as SQLAlchemy would have raised it.
+        raise IntegrityError(f"COPY {SITES.name}", None, exc) from exc
 
 
 async def update_sites(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
