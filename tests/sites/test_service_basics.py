@@ -138,3 +138,25 @@ async def test_malformed_json_names_the_body_and_where(
     error = resp.json()["errors"][0]
     assert error["field"] == "body"
     assert "invalid JSON at character" in error["reason"]
+
+
+async def test_405_names_every_allowed_method(sites_client: httpx.AsyncClient) -> None:
+    resp = await sites_client.delete("/v1/sites/x")
+    assert resp.status_code == 405
+    assert resp.headers["allow"] == "GET, PATCH"
+    networks = await sites_client.put("/v1/networks")
+    assert networks.headers["allow"] == "GET, POST"
+
+
+async def test_encoded_bodies_are_415(
+    sites_client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    import gzip
+
+    resp = await sites_client.post(
+        "/v1/networks",
+        content=gzip.compress(b'{"code": "gz", "name": "G"}'),
+        headers=admin_headers | {"content-type": "application/json", "content-encoding": "gzip"},
+    )
+    assert resp.status_code == 415
+    assert (await sites_client.get("/v1/networks/gz")).status_code == 404

@@ -1,5 +1,5 @@
-"""Refuse what no endpoint can store or search: NUL and other control
-characters in the path or the query string.
+"""Refuse what no endpoint can store or read: NUL and other control
+characters in the path or the query string, and encoded request bodies.
 
 PostgreSQL rejects NUL in text, so without this a ``?network=ca%00f`` would
 reach the database and fail there (a 500). Checked once here for every
@@ -26,6 +26,17 @@ def has_control_characters(raw_path: bytes, query: bytes) -> bool:
     )
 
 
+_IDENTITY = (b"", b"identity")
+
+
+def _encoded_body(headers: list[tuple[bytes, bytes]]) -> bool:
+    """A request body in a Content-Encoding we would not decode (gzip...)."""
+    for name, value in headers:
+        if name == b"content-encoding" and value.strip().lower() not in _IDENTITY:
+            return True
+    return False
+
+
 class ControlCharacterGuard:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -33,24 +44,29 @@ class ControlCharacterGuard:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             raw_path = scope.get("raw_path") or scope["path"].encode()
+            instance = scope["path"].encode("unicode_escape").decode()[:200]
             if has_control_characters(raw_path, scope.get("query_string", b"")):
-                body = orjson.dumps(
-                    status_problem(
-                        400,
-                        "The path or the query string contains control characters.",
-                        instance=scope["path"].encode("unicode_escape").decode()[:200],
-                    )
+                await _refuse(
+                    send, 400, "The path or the query string contains control characters.", instance
                 )
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 400,
-                        "headers": [
-                            (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
-                            (b"content-length", str(len(body)).encode()),
-                        ],
-                    }
-                )
-                await send({"type": "http.response.body", "body": body})
+                return
+            if _encoded_body(scope["headers"]):
+                # Reading gzip as if it were JSON would answer nonsense.
+                await _refuse(send, 415, "Send request bodies without Content-Encoding.", instance)
                 return
         await self.app(scope, receive, send)
+
+
+async def _refuse(send: Send, status: int, detail: str, instance: str) -> None:
+    body = orjson.dumps(status_problem(status, detail, instance=instance))
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
