@@ -86,3 +86,42 @@ async def test_concurrent_retries_with_one_idempotency_key_create_once(
     assert got[201] >= 1
     listing = await sites_client.get("/v1/sites", params={"network": "france-services"})
     assert len(listing.json()["items"]) == 1
+
+
+async def test_an_import_never_overwrites_a_site_changed_after_its_look_up(
+    sites_client: httpx.AsyncClient, admin_headers: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An agent's PATCH lands between the import's look-up and its update."""
+    from spp_sites.importer import writer
+
+    created = await sites_client.post("/v1/sites", json=BRON, headers=admin_headers)
+    site = created.json()
+    real_update = writer.update_sites
+
+    async def patch_first(session: Any, rows: Any) -> None:
+        # A second client writes in between (its own transaction, committed).
+        patched = await sites_client.patch(
+            f"/v1/sites/{site['id']}",
+            json={"name": "Renamed by an agent"},
+            headers=admin_headers | {"If-Match": created.headers["etag"]},
+        )
+        assert patched.status_code == 200
+        await real_update(session, rows)
+
+    if sites_client_uses_sqlite(sites_client):
+        pytest.skip("SQLite holds its write lock for the whole import: no window to test")
+    monkeypatch.setattr(writer, "update_sites", patch_first)
+    body = b"network,external_code,name\nfrance-services,953,Imported name\n"
+    resp = await sites_client.post(
+        "/v1/sites/import", content=body, headers=admin_headers | {"content-type": "text/csv"}
+    )
+    assert resp.status_code == 409, resp.text
+    assert (await sites_client.get(f"/v1/sites/{site['id']}")).json()["name"] == (
+        "Renamed by an agent"
+    )
+
+
+def sites_client_uses_sqlite(client: httpx.AsyncClient) -> bool:
+    import os
+
+    return not os.environ.get("SPP_TEST_DATABASE_URL")

@@ -315,6 +315,7 @@ class _Import:
                 status_reason=existing["status_reason"] if same_status else None,
                 reopens_on=existing["reopens_on"] if same_status else None,
                 updated_at=self.stamp,
+                version=existing["version"],  # the version this update was planned on
             )
             updates.append(merged)
 
@@ -384,7 +385,7 @@ async def run_import(
                 if job is not None:
                     await job.abandon()
                 await session.rollback()
-                if isinstance(exc, IntegrityError):
+                if isinstance(exc, IntegrityError | writer.StaleRows):
                     # Another import or a create wrote some of these sites
                     # between our look-up and our write; ours is rolled back.
                     raise ConcurrentImport(

@@ -13,12 +13,7 @@ from typing import Any, Final, cast
 
 import asyncpg
 import orjson
-from sqlalchemy import (
-    Table,
-    bindparam,
-    insert,
-    update,
-)
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,7 +28,14 @@ NETWORKS = cast(Table, Network.__table__)
 # The status columns outside the content digest: an import that changes the
 # status starts a new period, without the reason or reopening date of the old one.
 STATUS_DETAIL: Final = ("status_since", "status_reason", "reopens_on")
-EXISTING_COLUMNS: Final = ("id", "content_hash", "parent_id", *STATUS_DETAIL, *CONTENT_FIELDS)
+EXISTING_COLUMNS: Final = (
+    "id",
+    "version",
+    "content_hash",
+    "parent_id",
+    *STATUS_DETAIL,
+    *CONTENT_FIELDS,
+)
 INSERT_COLUMNS: Final = (
     "id",
     *CONTENT_FIELDS,
@@ -55,11 +57,17 @@ UPDATE_COLUMNS: Final = (
 )
 _JSON_COLUMNS: Final = frozenset({"opening_hours", "accessibility"})
 
+# Only if the row is still at the version the update was planned on: a site
+# changed meanwhile (an agent's PATCH) is not overwritten (see update_sites).
 _UPDATE = (
     update(SITES)
-    .where(SITES.c.id == bindparam("u_id"))
+    .where(SITES.c.id == bindparam("u_id"), SITES.c.version == bindparam("u_version"))
     .values({c: bindparam(f"u_{c}") for c in UPDATE_COLUMNS} | {"version": SITES.c.version + 1})
 )
+
+
+class StaleRows(Exception):
+    """Some sites changed between the import's look-up and its update."""
 
 
 def is_postgresql(session: AsyncSession) -> bool:
@@ -154,5 +162,17 @@ async def update_sites(session: AsyncSession, rows: Sequence[dict[str, Any]]) ->
     """One executemany UPDATE; ``version`` is bumped in SQL."""
     if not rows:
         return
-    params = [{"u_id": r["id"]} | {f"u_{c}": r[c] for c in UPDATE_COLUMNS} for r in rows]
+    params = [
+        {"u_id": r["id"], "u_version": r["version"]} | {f"u_{c}": r[c] for c in UPDATE_COLUMNS}
+        for r in rows
+    ]
     await session.execute(_UPDATE, params, execution_options={"synchronize_session": False})
+    # executemany's row count is not reliable across drivers: count what took.
+    stamp = rows[0]["updated_at"]
+    took = await session.scalar(
+        select(func.count())
+        .select_from(SITES)
+        .where(SITES.c.id.in_([r["id"] for r in rows]), SITES.c.updated_at == stamp)
+    )
+    if took != len(rows):
+        raise StaleRows(f"{len(rows) - (took or 0)} sites changed during the import")
