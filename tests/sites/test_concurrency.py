@@ -4,12 +4,14 @@ lost update). Runs on SQLite (one writer at a time) and PostgreSQL (row locks)."
 from __future__ import annotations
 
 import asyncio
+import os
 from collections import Counter
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.conftest import PG_URL_ENV
 from tests.sites.fixtures import BRON
 
 pytestmark = pytest.mark.anyio
@@ -108,7 +110,7 @@ async def test_an_import_never_overwrites_a_site_changed_after_its_look_up(
         assert patched.status_code == 200
         await real_update(session, rows)
 
-    if sites_client_uses_sqlite(sites_client):
+    if not os.environ.get(PG_URL_ENV):
         pytest.skip("SQLite holds its write lock for the whole import: no window to test")
     monkeypatch.setattr(writer, "update_sites", patch_first)
     body = b"network,external_code,name\nfrance-services,953,Imported name\n"
@@ -119,9 +121,3 @@ async def test_an_import_never_overwrites_a_site_changed_after_its_look_up(
     assert (await sites_client.get(f"/v1/sites/{site['id']}")).json()["name"] == (
         "Renamed by an agent"
     )
-
-
-def sites_client_uses_sqlite(client: httpx.AsyncClient) -> bool:
-    import os
-
-    return not os.environ.get("SPP_TEST_DATABASE_URL")
