@@ -27,9 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from spp_shared.kit.identity import Principal, PrincipalKind, Role
 from spp_shared.kit.migrations import upgrade
 from spp_shared.kit.settings import ASSERTION_KEY_ENV
-from tests.support import TEST_ASSERTION_KEY, assertion_headers, serve_asgi
-
-PG_URL_ENV = "SPP_TEST_DATABASE_URL"
+from tests.support import PG_URL_ENV, TEST_ASSERTION_KEY, assertion_headers, serve_asgi
 
 # Every app and process the suite starts reads the key from the environment.
 os.environ[ASSERTION_KEY_ENV] = TEST_ASSERTION_KEY

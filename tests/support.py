@@ -11,6 +11,9 @@ from fastapi import FastAPI
 
 from spp_shared.kit.identity import Principal, sign_assertion
 
+# Set to a PostgreSQL URL to run the suite there (README, "Tests on PostgreSQL").
+PG_URL_ENV = "SPP_TEST_DATABASE_URL"
+
 # The suite's own assertion key (services refuse to start without one).
 TEST_ASSERTION_KEY = "spp-test-assertion-key-0123456789abcdef"
 

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import PG_URL_ENV
 from tests.sites.fixtures import BRON
+from tests.support import PG_URL_ENV
 
 pytestmark = pytest.mark.anyio
 

@@ -67,18 +67,7 @@ def network_etag(network: Network) -> str:
 
 
 def network_out(n: Network) -> NetworkOut:
-    return NetworkOut(
-        code=n.code,
-        name=n.name,
-        ministry=n.ministry,
-        kind=n.kind,
-        website=n.website,
-        results_level=n.results_level,
-        aliases=list(n.aliases or []),
-        created_at=n.created_at,
-        updated_at=n.updated_at,
-        version=n.version,
-    )
+    return NetworkOut.model_validate(n, from_attributes=True)
 
 
 async def list_networks(
