@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Generator
 from contextlib import asynccontextmanager
 
 import httpx
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
-from spp_shared.kit.identity import Principal, sign_assertion
+from spp_shared.kit.identity import ANONYMOUS, ASSERTION_HEADER, Principal, sign_assertion
 
 # Set to a PostgreSQL URL to run the suite there (README, "Tests on PostgreSQL").
 PG_URL_ENV = "SPP_TEST_DATABASE_URL"
@@ -22,10 +22,27 @@ def assertion_headers(principal: Principal, key: str = TEST_ASSERTION_KEY) -> di
     return {"x-spp-assertion": sign_assertion(principal, key)}
 
 
+class AsGateway(httpx.Auth):
+    """Signs what the gateway would: an anonymous assertion unless a test set one."""
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        if ASSERTION_HEADER not in request.headers:
+            request.headers[ASSERTION_HEADER] = sign_assertion(ANONYMOUS, TEST_ASSERTION_KEY)
+        yield request
+
+
 @asynccontextmanager
-async def serve_asgi(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """The app with its lifespan, behind an httpx client on the ASGI transport."""
+async def serve_asgi(app: FastAPI, *, as_gateway: bool = True) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with its lifespan, behind an httpx client on the ASGI transport.
+
+    The client calls like the gateway does (every request carries an assertion,
+    anonymous by default); ``as_gateway=False`` calls the service bare.
+    """
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        async with httpx.AsyncClient(
+            transport=transport,
+            base_url="http://testserver",
+            auth=AsGateway() if as_gateway else None,
+        ) as client:
             yield client

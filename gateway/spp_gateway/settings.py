@@ -10,6 +10,7 @@ from __future__ import annotations
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from spp_gateway.policy import OriginList, RateLimitText, RedisURL
 from spp_shared.kit.settings import AssertionKey
 
 
@@ -53,6 +54,84 @@ class GatewaySettings(BaseSettings):
             " request id inside). Cached assertions carry no request id; it travels"
             " in X-Request-ID."
         ),
+    )
+
+    # --- rate limits and hardening
+    redis_url: RedisURL = Field(
+        default=None,
+        description="Redis holding the rate-limit counters, shared by every gateway process "
+        "(redis://host:6379/0); unset keeps them in this process's memory.",
+    )
+    redis_timeout: float = Field(
+        default=0.25,
+        gt=0,
+        description="Seconds a rate-limit call to Redis may take; past it the request is "
+        "let through (the limiter fails open).",
+    )
+    rate_limits_enabled: bool = Field(
+        default=True, description="Off: no rate limiting and no RateLimit headers."
+    )
+    rate_limit_read: RateLimitText = Field(
+        default="1200/minute",
+        description="GET, HEAD and OPTIONS per authenticated caller ('n/period', several "
+        "joined by ';', all enforced).",
+    )
+    rate_limit_read_anonymous: RateLimitText = Field(
+        default="300/minute", description="The same per client IP for anonymous callers."
+    )
+    rate_limit_write: RateLimitText = Field(
+        default="300/minute", description="Other methods, per authenticated caller."
+    )
+    rate_limit_write_anonymous: RateLimitText = Field(
+        default="60/minute", description="The same per client IP for anonymous callers."
+    )
+    rate_limit_submission: RateLimitText = Field(
+        default="60/minute",
+        description="POST, PUT and PATCH on experiences, ratings and document reports, "
+        "per authenticated caller.",
+    )
+    rate_limit_submission_anonymous: RateLimitText = Field(
+        default="10/minute;20/hour", description="The same per client IP for anonymous callers."
+    )
+    rate_limit_bulk: RateLimitText = Field(
+        default="30/hour", description="Imports (paths ending in /import), per caller."
+    )
+    rate_limit_bulk_anonymous: RateLimitText = Field(
+        default="0/hour", description="The same for anonymous callers: 0 refuses them all."
+    )
+    rate_limit_admin: RateLimitText = Field(
+        default="120/minute",
+        description="API keys, agent mappings and audit events, per authenticated caller.",
+    )
+    rate_limit_admin_anonymous: RateLimitText = Field(
+        default="10/minute",
+        description="The same per client IP without credentials: low, but above 0 so a "
+        "caller still gets the 401 that says what is missing.",
+    )
+    body_limit_default: int = Field(
+        default=1024 * 1024,
+        ge=0,
+        description="Request body bytes outside /v1 (the gateway's own endpoints).",
+    )
+    body_limit_read: int = Field(default=1024 * 1024, ge=0, description="Body bytes, read group.")
+    body_limit_write: int = Field(default=1024 * 1024, ge=0, description="Body bytes, write group.")
+    body_limit_submission: int = Field(
+        default=64 * 1024, ge=0, description="Body bytes, public submissions."
+    )
+    body_limit_bulk: int = Field(
+        default=512 * 1024 * 1024, ge=0, description="Body bytes, imports."
+    )
+    body_limit_admin: int = Field(default=64 * 1024, ge=0, description="Body bytes, admin group.")
+    max_header_bytes: int = Field(
+        default=16384, ge=1024, description="All request header lines together; above: 431."
+    )
+    max_url_bytes: int = Field(
+        default=8192, ge=256, description="Raw path plus query string; above: 414."
+    )
+    cors_origins: OriginList = Field(
+        default_factory=list,
+        description="Exact origins of the front-ends allowed to call the API from a browser "
+        "(comma-separated or a JSON list); empty: no CORS headers at all.",
     )
 
     log_level: str = "INFO"

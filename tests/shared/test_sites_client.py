@@ -11,9 +11,19 @@ from spp_shared.clients import sites as sites_client_module
 from spp_shared.clients.sites import SitesClient
 from spp_shared.contracts.sites import SiteRef
 from spp_shared.kit.http_client import PeerError
+from spp_shared.kit.identity import ANONYMOUS as ANONYMOUS_PRINCIPAL
+from spp_shared.kit.identity import Principal, PrincipalKind, Role, sign_assertion
 from tests.sites.fixtures import BRON, VICO
+from tests.support import TEST_ASSERTION_KEY
 
 pytestmark = pytest.mark.anyio
+
+# A peer service calls on its own behalf with a service assertion.
+SERVICE = sign_assertion(
+    Principal(subject="feedback", kind=PrincipalKind.service, roles=[Role.service]),
+    TEST_ASSERTION_KEY,
+)
+ANONYMOUS = sign_assertion(ANONYMOUS_PRINCIPAL, TEST_ASSERTION_KEY)
 
 
 async def test_lookup_and_get_are_typed(
@@ -29,18 +39,22 @@ async def test_lookup_and_get_are_typed(
             answer = await client.lookup(
                 ids=[bron["id"], "NOPE0001"],
                 refs=[SiteRef(network="france-services", external_code="125")],
+                assertion=SERVICE,
             )
             assert {s.external_code for s in answer.found} == {"953", "125"}
             assert answer.missing_ids == ["NOPE0001"]
-            site = await client.get("france-services:953")
+            site = await client.get("france-services:953", assertion=ANONYMOUS)
             assert site.address.departement_code == "69"
             with pytest.raises(PeerError) as err:
-                await client.get("france-services:0")
+                await client.get("france-services:0", assertion=ANONYMOUS)
             assert err.value.status == 404
 
             # More keys than one call takes: split, merged, each site once.
             monkeypatch.setattr(sites_client_module, "LOOKUP_MAX", 2)
-            many = await client.lookup(ids=[bron["id"], bron["id"], "NOPE0001"])
+            many = await client.lookup(ids=[bron["id"], bron["id"], "NOPE0001"], assertion=SERVICE)
+            with pytest.raises(PeerError) as refused:
+                await client.lookup(ids=[bron["id"]])
+            assert refused.value.status == 401
             assert [s.id for s in many.found] == [bron["id"]]
             assert many.missing_ids == ["NOPE0001"]
         finally:

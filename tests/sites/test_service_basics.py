@@ -93,7 +93,9 @@ async def test_nul_in_a_cursor_or_body_never_reaches_the_database(
 ) -> None:
     cursor = await sites_client.get("/v1/sites", params={"cursor": "WyJcdTAwMDAiXQ"})
     assert cursor.status_code == 400
-    lookup = await sites_client.post("/v1/sites/lookup", json={"ids": ["a\u0000b"]})
+    lookup = await sites_client.post(
+        "/v1/sites/lookup", json={"ids": ["a\u0000b"]}, headers=admin_headers
+    )
     assert lookup.status_code == 422
     body = {"network": "caf", "external_code": "N1", "name": "Caf\u0000"}
     create = await sites_client.post("/v1/sites", json=body, headers=admin_headers)

@@ -304,6 +304,7 @@ async def test_lookup_in_bulk(
                 {"network": "caf", "external_code": "1"},
             ],
         },
+        headers=admin_headers,
     )
     assert resp.status_code == 200, resp.text
     body = resp.json()
@@ -312,7 +313,9 @@ async def test_lookup_in_bulk(
     assert body["missing_refs"] == [{"network": "caf", "external_code": "1"}]
     found = {s["id"]: s for s in body["found"]}
     assert found[b["id"]]["departement_code"] == "75"
-    too_many = await sites_client.post("/v1/sites/lookup", json={"ids": ["x"] * 10_001})
+    too_many = await sites_client.post(
+        "/v1/sites/lookup", json={"ids": ["x"] * 10_001}, headers=admin_headers
+    )
     assert too_many.status_code == 422
     assert (await sites_client.get("/v1/sites/AbC123xyZ9")).json()["id"] == b["id"]
 
@@ -323,7 +326,9 @@ async def test_lookup_takes_ten_thousand_keys(
     site = await create(sites_client, admin_headers, VALSERHONE)
     ids = [f"SP{i:08d}" for i in range(5_000)] + [site["id"]]
     refs = [{"network": "caf", "external_code": f"C{i}"} for i in range(4_999)]
-    resp = await sites_client.post("/v1/sites/lookup", json={"ids": ids, "refs": refs})
+    resp = await sites_client.post(
+        "/v1/sites/lookup", json={"ids": ids, "refs": refs}, headers=admin_headers
+    )
     assert resp.status_code == 200, resp.text
     body = resp.json()
     assert [s["id"] for s in body["found"]] == [site["id"]]

@@ -12,8 +12,11 @@ from spp_indicators.models import Commitment
 from spp_shared.kit.db import ReadSessionDep
 from spp_shared.kit.errors import NotFound
 from spp_shared.kit.pagination import Page
+from spp_shared.kit.permissions import Action, allowed
 
-router = APIRouter(prefix="/v1", tags=["commitments"])
+router = APIRouter(
+    prefix="/v1", tags=["commitments"], dependencies=[allowed(Action.commitments_read)]
+)
 
 
 class CommitmentOut(BaseModel):

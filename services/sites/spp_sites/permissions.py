@@ -1,29 +1,43 @@
-"""Who may change what in the registry (checked at the object)."""
+"""The registry's own rules on top of the platform's permission matrix.
+
+The matrix (spp_shared.kit.permissions) says who may perform an action and
+how far the grant reaches; this module adds what only the registry knows:
+which fields an agent may change on their own site, and whether a grant
+reaches a network named in an import row.
+"""
 
 from __future__ import annotations
 
-from spp_shared.kit.errors import Forbidden, Unauthorized
-from spp_shared.kit.identity import Principal, Role
+from collections.abc import Iterable
+
+from spp_shared.kit.errors import Forbidden
+from spp_shared.kit.identity import Principal
+from spp_shared.kit.permissions import Access, Action, Scope, grant
+
+# An agent keeps the practical information of their own site up to date;
+# identity, network, codes and geography belong to the head office.
+AGENT_FIELDS = frozenset({"opening_hours", "contact", "accessibility"})
 
 
-def ensure_authenticated(principal: Principal) -> None:
-    if principal.is_anonymous:
-        raise Unauthorized("This operation needs an authenticated caller.")
+def may_reach(principal: Principal, action: Action, network: str) -> bool:
+    scope = grant(principal, action)
+    return scope is not None and Access(principal, action, scope).reaches(network=network)
 
 
-def ensure_admin(principal: Principal) -> None:
-    ensure_authenticated(principal)
-    if not principal.is_admin:
-        raise Forbidden("Only programme admins may do this.")
+def may_create_networks(principal: Principal) -> bool:
+    return grant(principal, Action.networks_create) is not None
 
 
-def can_manage_network(principal: Principal, network: str) -> bool:
-    if principal.is_admin:
-        return True
-    return principal.has_role(Role.network_manager) and principal.network == network
-
-
-def ensure_can_manage_network(principal: Principal, network: str) -> None:
-    ensure_authenticated(principal)
-    if not can_manage_network(principal, network):
-        raise Forbidden(f"You may not manage sites of the network '{network}'.")
+def ensure_settable(access: Access, fields: Iterable[str]) -> None:
+    """Refuse, naming them, the fields this caller may not set (no mass assignment)."""
+    if access.scope is not Scope.site:
+        return
+    refused = sorted(set(fields) - AGENT_FIELDS)
+    if refused:
+        raise Forbidden(
+            f"Agents may change only {', '.join(sorted(AGENT_FIELDS))} of their site; "
+            f"refused: {', '.join(refused)}.",
+            errors=[
+                {"location": "body", "field": f, "reason": "not yours to set"} for f in refused
+            ],
+        )

@@ -24,8 +24,8 @@ from spp_shared.kit.db import ReadSessionDep, SessionDep
 from spp_shared.kit.errors import ValidationProblem
 from spp_shared.kit.etags import not_modified, validators
 from spp_shared.kit.idempotency import Idempotency, idempotency_dependency
-from spp_shared.kit.identity import PrincipalDep
 from spp_shared.kit.pagination import DEFAULT_LIMIT, Page
+from spp_shared.kit.permissions import Access, Action, allowed
 from spp_sites import service
 from spp_sites.importer.http import run_import_request
 from spp_sites.models import Site, idempotency_keys
@@ -43,7 +43,12 @@ IdempotencyDep = Annotated[Idempotency, Depends(idempotency_dependency(idempoten
 # --- networks -----------------------------------------------------------------
 
 
-@router.get("/networks", tags=["networks"], summary="List networks")
+@router.get(
+    "/networks",
+    tags=["networks"],
+    summary="List networks",
+    dependencies=[allowed(Action.networks_read)],
+)
 async def list_networks(
     session: ReadSessionDep,
     limit: Limit = DEFAULT_LIMIT,
@@ -54,7 +59,11 @@ async def list_networks(
 
 
 @router.get(
-    "/networks/{code}", tags=["networks"], response_model=NetworkOut, summary="Get a network"
+    "/networks/{code}",
+    tags=["networks"],
+    response_model=NetworkOut,
+    summary="Get a network",
+    dependencies=[allowed(Action.networks_read)],
 )
 async def get_network(
     code: str,
@@ -78,27 +87,32 @@ async def get_network(
     status_code=status.HTTP_201_CREATED,
     response_model=NetworkOut,
     summary="Create a network",
+    dependencies=[allowed(Action.networks_create)],
 )
 async def create_network(
-    data: NetworkCreate, session: SessionDep, principal: PrincipalDep, idem: IdempotencyDep
+    data: NetworkCreate, session: SessionDep, idem: IdempotencyDep
 ) -> Response:
     if (replayed := await idem.replay()) is not None:
         return replayed
-    network = await service.create_network(session, principal, data)
+    network = await service.create_network(session, data)
     headers = {"ETag": service.network_etag(network), "Location": f"/v1/networks/{network.code}"}
     return await idem.respond(201, service.network_out(network), headers)
 
 
-@router.patch("/networks/{code}", tags=["networks"], summary="Change a network (If-Match)")
+@router.patch(
+    "/networks/{code}",
+    tags=["networks"],
+    summary="Change a network (If-Match)",
+    dependencies=[allowed(Action.networks_update)],
+)
 async def patch_network(
     code: str,
     patch: NetworkPatch,
     session: SessionDep,
-    principal: PrincipalDep,
     response: Response,
     if_match: IfMatch = None,
 ) -> NetworkOut:
-    network = await service.patch_network(session, principal, code, patch, if_match)
+    network = await service.patch_network(session, code, patch, if_match)
     response.headers["ETag"] = service.network_etag(network)
     return service.network_out(network)
 
@@ -127,7 +141,12 @@ def _parse_near(near: str | None) -> tuple[float, float] | None:
     return lat, lon
 
 
-@router.get("/sites", tags=["sites"], summary="List and search sites")
+@router.get(
+    "/sites",
+    tags=["sites"],
+    summary="List and search sites",
+    dependencies=[allowed(Action.sites_read)],
+)
 async def list_sites(
     request: Request,
     session: ReadSessionDep,
@@ -176,11 +195,14 @@ async def list_sites(
     summary="Create a site",
 )
 async def create_site(
-    data: SiteCreate, session: SessionDep, principal: PrincipalDep, idem: IdempotencyDep
+    data: SiteCreate,
+    session: SessionDep,
+    access: Annotated[Access, allowed(Action.sites_create)],
+    idem: IdempotencyDep,
 ) -> Response:
     if (replayed := await idem.replay()) is not None:
         return replayed
-    site = await service.create_site(session, principal, data)
+    site = await service.create_site(session, access, data)
     headers = {"ETag": service.site_etag(site), "Location": f"/v1/sites/{site.id}"}
     return await idem.respond(201, service.site_out(site), headers)
 
@@ -207,16 +229,23 @@ async def create_site(
 )
 async def import_sites(
     request: Request,
-    principal: PrincipalDep,
+    access: Annotated[Access, allowed(Action.sites_import)],
     dry_run: Annotated[bool, Query(description="Validate only; write nothing.")] = False,
     keep_valid: Annotated[
         bool, Query(description="Write the valid rows even if some are rejected.")
     ] = False,
 ) -> Response:
-    return await run_import_request(request, principal, dry_run=dry_run, keep_valid=keep_valid)
+    return await run_import_request(
+        request, access.principal, dry_run=dry_run, keep_valid=keep_valid
+    )
 
 
-@router.post("/sites/lookup", tags=["sites"], summary="Bulk look-up of sites (services)")
+@router.post(
+    "/sites/lookup",
+    tags=["sites"],
+    summary="Bulk look-up of sites (services)",
+    dependencies=[allowed(Action.sites_lookup)],
+)
 async def lookup_sites(
     data: LookupRequest, session: ReadSessionDep, request: Request
 ) -> LookupResponse:
@@ -228,6 +257,7 @@ async def lookup_sites(
     tags=["sites"],
     response_model=SiteOut,
     summary="Get a site by id, SP+ code or network:code",
+    dependencies=[allowed(Action.sites_read)],
 )
 async def get_site(
     ref: str,
@@ -250,11 +280,11 @@ async def patch_site(
     ref: str,
     patch: SitePatch,
     session: SessionDep,
-    principal: PrincipalDep,
+    access: Annotated[Access, allowed(Action.sites_update)],
     response: Response,
     if_match: IfMatch = None,
 ) -> SiteOut:
-    site = await service.patch_site(session, principal, ref, patch, if_match)
+    site = await service.patch_site(session, access, ref, patch, if_match)
     return _with_etag(response, site)
 
 
@@ -263,11 +293,11 @@ async def close_site(
     ref: str,
     data: SiteClose,
     session: SessionDep,
-    principal: PrincipalDep,
+    access: Annotated[Access, allowed(Action.sites_close)],
     response: Response,
     if_match: IfMatch = None,
 ) -> SiteOut:
-    site = await service.close_site(session, principal, ref, data, if_match)
+    site = await service.close_site(session, access, ref, data, if_match)
     return _with_etag(response, site)
 
 
@@ -275,9 +305,9 @@ async def close_site(
 async def reopen_site(
     ref: str,
     session: SessionDep,
-    principal: PrincipalDep,
+    access: Annotated[Access, allowed(Action.sites_close)],
     response: Response,
     if_match: IfMatch = None,
 ) -> SiteOut:
-    site = await service.reopen_site(session, principal, ref, if_match)
+    site = await service.reopen_site(session, access, ref, if_match)
     return _with_etag(response, site)

@@ -31,8 +31,8 @@ from spp_shared.contracts.sites import (
 from spp_shared.contracts.types import haversine_km
 from spp_shared.kit.errors import ValidationProblem
 from spp_shared.kit.etags import check_if_match, make_etag
-from spp_shared.kit.identity import Principal
 from spp_shared.kit.pagination import InvalidCursor, Page, decode_cursor, encode_cursor
+from spp_shared.kit.permissions import Access
 from spp_sites import repository as repo
 from spp_sites.errors import (
     DuplicateNetwork,
@@ -46,7 +46,7 @@ from spp_sites.errors import (
 from spp_sites.geo import GeoReference
 from spp_sites.ids import looks_like_site_id, new_site_id
 from spp_sites.models import Network, Site
-from spp_sites.permissions import ensure_admin, ensure_can_manage_network
+from spp_sites.permissions import ensure_settable
 from spp_sites.text import fold
 from spp_sites.values import CONTENT_FIELDS, finish, values_from_create, values_from_patch
 
@@ -88,10 +88,7 @@ async def get_network(session: AsyncSession, code: str, *, for_update: bool = Fa
     return network
 
 
-async def create_network(
-    session: AsyncSession, principal: Principal, data: NetworkCreate
-) -> Network:
-    ensure_admin(principal)
+async def create_network(session: AsyncSession, data: NetworkCreate) -> Network:
     if await repo.get_network(session, data.code) is not None:
         raise DuplicateNetwork(f"The network '{data.code}' already exists.")
     stamp = now()
@@ -105,13 +102,8 @@ async def create_network(
 
 
 async def patch_network(
-    session: AsyncSession,
-    principal: Principal,
-    code: str,
-    patch: NetworkPatch,
-    if_match: str | None,
+    session: AsyncSession, code: str, patch: NetworkPatch, if_match: str | None
 ) -> Network:
-    ensure_admin(principal)
     network = await get_network(session, code, for_update=True)
     check_if_match(if_match, network_etag(network))
     changes = patch.model_dump(mode="json", exclude_unset=True)
@@ -258,8 +250,16 @@ async def _ensure_unique(
             )
 
 
-async def create_site(session: AsyncSession, principal: Principal, data: SiteCreate) -> Site:
-    ensure_can_manage_network(principal, data.network)
+def _ensure_reaches(access: Access, site: Site) -> None:
+    access.ensure(
+        network=site.network_code,
+        site_keys=(site.id, site.sp_code),
+        what=f"the site {site.id} (network '{site.network_code}')",
+    )
+
+
+async def create_site(session: AsyncSession, access: Access, data: SiteCreate) -> Site:
+    access.ensure(network=data.network, what=f"the network '{data.network}'")
     await _ensure_network(session, data.network)
     await _ensure_unique(session, data.network, data.external_code, data.sp_code, None)
     values = values_from_create(data)
@@ -293,20 +293,23 @@ def _current_values(site: Site) -> dict[str, Any]:
 
 async def patch_site(
     session: AsyncSession,
-    principal: Principal,
+    access: Access,
     ref: str,
     patch: SitePatch,
     if_match: str | None,
 ) -> Site:
     site = await resolve_site(session, ref, for_update=True)
-    ensure_can_manage_network(principal, site.network_code)
+    _ensure_reaches(access, site)
+    ensure_settable(access, patch.model_fields_set)
     check_if_match(if_match, site_etag(site))
     changes = values_from_patch(patch)
     if not changes:
         return site
     if "network_code" in changes and changes["network_code"] != site.network_code:
         # Moving a site is managing both networks: no mass assignment across networks.
-        ensure_can_manage_network(principal, changes["network_code"])
+        access.ensure(
+            network=changes["network_code"], what=f"the network '{changes['network_code']}'"
+        )
         await _ensure_network(session, changes["network_code"])
     values = _current_values(site) | changes
     if {"commune_code", "departement_code", "region_code"} & changes.keys():
@@ -338,10 +341,10 @@ async def patch_site(
 
 
 async def close_site(
-    session: AsyncSession, principal: Principal, ref: str, data: SiteClose, if_match: str | None
+    session: AsyncSession, access: Access, ref: str, data: SiteClose, if_match: str | None
 ) -> Site:
     site = await resolve_site(session, ref, for_update=True)
-    ensure_can_manage_network(principal, site.network_code)
+    _ensure_reaches(access, site)
     check_if_match(if_match, site_etag(site), required=False)
     if site.status == SiteStatus.closed.value:
         raise SiteStatusConflict(f"The site '{site.id}' is already closed.")
@@ -357,10 +360,10 @@ async def close_site(
 
 
 async def reopen_site(
-    session: AsyncSession, principal: Principal, ref: str, if_match: str | None
+    session: AsyncSession, access: Access, ref: str, if_match: str | None
 ) -> Site:
     site = await resolve_site(session, ref, for_update=True)
-    ensure_can_manage_network(principal, site.network_code)
+    _ensure_reaches(access, site)
     check_if_match(if_match, site_etag(site), required=False)
     if site.status == SiteStatus.open.value:
         raise SiteStatusConflict(f"The site '{site.id}' is already open.")

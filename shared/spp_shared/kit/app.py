@@ -14,6 +14,7 @@ from spp_shared.kit.db import Database
 from spp_shared.kit.errors import PROBLEM_RESPONSES, install_problem_handlers
 from spp_shared.kit.guards import ControlCharacterGuard
 from spp_shared.kit.health import router as health_router
+from spp_shared.kit.identity import AssertionGuard
 from spp_shared.kit.logging import RequestContextMiddleware, configure_logging
 from spp_shared.kit.metrics import Metrics, MetricsMiddleware, metrics_endpoint
 from spp_shared.kit.settings import ServiceSettings, require_assertion_key
@@ -116,6 +117,7 @@ def create_service_app(
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    app.add_middleware(AssertionGuard, key=app.state.assertion_key)
     app.add_middleware(ControlCharacterGuard)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(

@@ -2,23 +2,25 @@
 
 The gateway authenticates the caller, then sends a short-lived JWT (HS256
 with the platform's assertion key) in the ``X-SPP-Assertion`` header. A
-service never trusts anything else about who is calling: a request without a
-valid assertion is anonymous, and a request with a forged or expired one is
-refused.
+service never trusts anything else about who is calling. Every request to a
+service path must carry a valid assertion (anonymous callers get one too,
+with kind ``anonymous``): :class:`AssertionGuard` refuses the rest with 401,
+so reaching a service directly, around the gateway, bypasses nothing.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Coroutine
 from enum import StrEnum
 from typing import Annotated, Any
 
 import jwt
+import orjson
 from fastapi import Depends, Request
 from pydantic import BaseModel, Field
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from spp_shared.kit.errors import Forbidden, Unauthorized
+from spp_shared.kit.errors import PROBLEM_MEDIA_TYPE, Unauthorized
 
 ASSERTION_HEADER = "x-spp-assertion"
 ISSUER = "spp-gateway"
@@ -125,30 +127,82 @@ def verify_assertion(token: str, key: str) -> Principal:
         raise InvalidAssertion("The identity assertion carries unknown values.") from exc
 
 
+# Operations endpoints answer without an assertion: probes and scrapers do
+# not go through the gateway, and the API description is public.
+EXEMPT_PATHS = frozenset(
+    {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+)
+PRINCIPAL_STATE = "principal"
+
+
+class AssertionGuard:
+    """Verifies the assertion of every request before any route runs.
+
+    Putting the check in front of the router, not in each endpoint, means an
+    endpoint that forgets to ask who is calling is still unreachable without
+    the gateway. The verified principal is left in the request state.
+    """
+
+    def __init__(self, app: ASGIApp, *, key: str, exempt: frozenset[str] = EXEMPT_PATHS) -> None:
+        self.app = app
+        self.key = key
+        self.exempt = exempt
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.exempt:
+            await self.app(scope, receive, send)
+            return
+        token: bytes | None = None
+        for name, value in scope["headers"]:
+            if name == _ASSERTION_BYTES:
+                token = value
+                break
+        try:
+            if token is None:
+                raise MissingAssertion(
+                    "Call the platform through the gateway: this request carries no "
+                    "identity assertion."
+                )
+            principal = verify_assertion(token.decode("latin-1"), self.key)
+        except Unauthorized as exc:
+            await _refuse(send, exc, scope)
+            return
+        scope.setdefault("state", {})[PRINCIPAL_STATE] = principal
+        await self.app(scope, receive, send)
+
+
+_ASSERTION_BYTES = ASSERTION_HEADER.encode()
+
+
+class MissingAssertion(Unauthorized):
+    type_ = "missing-assertion"
+    title = "Missing identity assertion"
+
+
+async def _refuse(send: Send, exc: Unauthorized, scope: Scope) -> None:
+    body = exc.to_body(instance=scope["path"])
+    state = scope.get("state") or {}
+    body["request_id"] = state.get("request_id")
+    payload = orjson.dumps(body)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": exc.status,
+            "headers": [
+                (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+                (b"content-length", str(len(payload)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
 async def get_principal(request: Request) -> Principal:
-    """FastAPI dependency: the verified caller, or the anonymous principal."""
-    token = request.headers.get(ASSERTION_HEADER)
-    if not token:
-        return ANONYMOUS
-    key: str = request.app.state.assertion_key
-    return verify_assertion(token, key)
+    """FastAPI dependency: the caller :class:`AssertionGuard` (or the gateway) verified."""
+    principal = request.scope.get("state", {}).get(PRINCIPAL_STATE)
+    if not isinstance(principal, Principal):
+        raise MissingAssertion("This request carries no verified identity.")
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
-
-
-def require_roles(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
-    """Dependency factory: the caller must hold one of ``roles``."""
-
-    async def dependency(principal: PrincipalDep) -> Principal:
-        if principal.is_anonymous:
-            raise Unauthorized("This operation needs an authenticated caller.")
-        if not principal.has_role(*roles):
-            wanted = ", ".join(r.value for r in roles)
-            raise Forbidden(f"This operation needs one of the roles: {wanted}.")
-        return principal
-
-    return dependency
-
-
-AdminDep = Annotated[Principal, Depends(require_roles(Role.programme_admin))]

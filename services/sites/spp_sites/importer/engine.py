@@ -29,6 +29,7 @@ from spp_shared.contracts.sites import ImportReport
 from spp_shared.kit.db import Database
 from spp_shared.kit.errors import Conflict
 from spp_shared.kit.identity import Principal
+from spp_shared.kit.permissions import Action
 from spp_sites import repository as repo
 from spp_sites.ids import new_site_id
 from spp_sites.importer import writer
@@ -49,6 +50,7 @@ from spp_sites.importer.rows import (
     ndjson_records,
     open_text,
 )
+from spp_sites.permissions import may_create_networks, may_reach
 from spp_sites.values import CONTENT_FIELDS, finish
 
 DEFAULT_BATCH: Final = 2000
@@ -265,9 +267,11 @@ class _Import:
         if (
             existing is not None
             and existing["network_code"] != net
-            and not self.mapper.ctx.principal.is_admin
+            and not may_reach(
+                self.mapper.ctx.principal, Action.sites_import, existing["network_code"]
+            )
         ):
-            raise RowError("network", "not your network")
+            raise RowError("network", "not your network: the site belongs to another network")
         v["external_code"] = ext
         return existing
 
@@ -358,7 +362,8 @@ async def run_import(
                 ctx = MapContext(
                     resolver=resolver,
                     principal=principal,
-                    may_create_networks=principal.is_admin and source.format in NETWORK_FORMATS,
+                    may_create_networks=may_create_networks(principal)
+                    and source.format in NETWORK_FORMATS,
                 )
                 mapper = mapper_for(source.format, ctx, source.header)
                 job = _Import(session, mapper, report, write=not dry_run, keep_valid=keep_valid)

@@ -39,10 +39,12 @@ from spp_shared.contracts.types import (
 )
 from spp_shared.kit.errors import ValidationProblem
 from spp_shared.kit.identity import Principal
+from spp_shared.kit.permissions import Action
 from spp_sites.importer import fields as F
 from spp_sites.importer.fields import RowError
 from spp_sites.importer.formats import Format, clean_header, csv_format, sniff_delimiter
 from spp_sites.importer.networks import NetworkResolver
+from spp_sites.permissions import may_reach
 from spp_sites.service import apply_geography
 from spp_sites.text import fold
 from spp_sites.values import CONTENT_FIELDS
@@ -177,8 +179,8 @@ class Mapper:
                 code = ctx.resolver.plan(name)
             except ValueError as exc:
                 raise RowError("network", str(exc)) from None
-        if not ctx.principal.is_admin and code != ctx.principal.network:
-            raise RowError("network", "not your network")
+        if not may_reach(ctx.principal, Action.sites_import, code):
+            raise RowError("network", f"not your network: you may not import sites of '{code}'")
         return code
 
     def geography(self, row: Row) -> None:

@@ -1,0 +1,121 @@
+"""Route groups: which family of limits (rate, body size) applies to a request.
+
+The group follows from the method and the route key alone (the same first
+two path segments the router looks up), so classifying costs one
+``route_key``, two set lookups and a suffix test: it runs on every request.
+The annotated types at the end check the limits' settings when they are read.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+import orjson
+from limits import parse_many
+from pydantic import AfterValidator, BeforeValidator
+from pydantic_settings import NoDecode
+
+from spp_gateway.routes import is_bulk, route_key
+
+
+class RouteGroup(StrEnum):
+    read = "read"
+    write = "write"
+    submission = "submission"
+    bulk = "bulk"
+    admin = "admin"
+
+
+# Public, anonymous-friendly forms: the resources a bot would flood, hence
+# their stricter limits.
+SUBMISSION_RESOURCES = frozenset({"/v1/experiences", "/v1/ratings", "/v1/document-reports"})
+# Credentials and the audit trail: one group whatever the method, so reading
+# the audit log is throttled like changing an API key.
+ADMIN_RESOURCES = frozenset({"/v1/api-keys", "/v1/agent-mappings", "/v1/audit-events"})
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_SUBMIT_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def classify(method: str, path: str) -> RouteGroup:
+    """The group of ``method path``: admin, then bulk, then read, submission, write."""
+    key = route_key(path)
+    if key in ADMIN_RESOURCES:
+        return RouteGroup.admin
+    # Same test as the proxy's bulk timeout, so "bulk" means one thing.
+    if is_bulk(path):
+        return RouteGroup.bulk
+    if method in READ_METHODS:
+        return RouteGroup.read
+    if key in SUBMISSION_RESOURCES and method in _SUBMIT_METHODS:
+        return RouteGroup.submission
+    return RouteGroup.write
+
+
+# --- setting types, checked when the settings are read (a typo fails at startup)
+
+
+def _check_rate_limits(value: str) -> str:
+    try:
+        parse_many(value)
+    except ValueError as exc:
+        raise ValueError(
+            f"{value!r} is not a rate limit; write e.g. '60/minute' or '10/minute;20/hour'"
+        ) from exc
+    return value
+
+
+REDIS_SCHEMES = frozenset({"redis", "rediss", "redis+unix", "redis+cluster", "redis+sentinel"})
+
+
+def _check_redis_url(value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None
+    scheme = value.partition("://")[0].lower().removeprefix("async+")
+    if scheme not in REDIS_SCHEMES or "://" not in value:
+        raise ValueError(
+            f"the Redis URL must start with one of {', '.join(sorted(REDIS_SCHEMES))}://"
+        )
+    return value.strip()
+
+
+def _split_origins(value: Any) -> Any:
+    # Accept "https://a.gouv.fr, https://b.gouv.fr" as well as a JSON list:
+    # the comma form is what operators write in an env file.
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return orjson.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+def _check_origins(origins: list[str]) -> list[str]:
+    out: list[str] = []
+    for origin in origins:
+        # Starlette compares the Origin header as an exact string, and browsers
+        # send it lower-cased, without a path or a trailing slash.
+        parts = urlsplit(origin.strip().removesuffix("/"))
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.username is not None
+            or parts.path
+            or parts.query
+            or parts.fragment
+        ):
+            raise ValueError(
+                f"{origin!r} is not an exact origin such as https://usagers.gouv.fr "
+                "(no wildcard, no path)"
+            )
+        out.append(f"{parts.scheme}://{parts.netloc.lower()}")
+    return out
+
+
+RateLimitText = Annotated[str, AfterValidator(_check_rate_limits)]
+RedisURL = Annotated[str | None, AfterValidator(_check_redis_url)]
+OriginList = Annotated[
+    list[str], NoDecode, BeforeValidator(_split_origins), AfterValidator(_check_origins)
+]
