@@ -8,7 +8,7 @@ UV := $(BIN)/uv
 SYNC_STAMP := $(VENV)/.synced
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock run test test-pg lint fmt migrate bench clean
+.PHONY: help install lock run test test-pg lint fmt migrate bench docs clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -48,10 +48,14 @@ fmt: $(SYNC_STAMP) ## Format and fix what ruff can
 
 migrate: $(SYNC_STAMP) ## Apply every service's migrations and reference data
 	for s in sites feedback indicators labelling; do $(BIN)/python -m spp_$$s migrate || exit 1; done
+	$(BIN)/python -m spp_gateway migrate
 
 bench: $(SYNC_STAMP) ## Run the benchmarks (import, gateway); prints figures and ratios
 	$(BIN)/python bench/import_bench.py
 	$(BIN)/python bench/gateway_bench.py
+
+docs: $(SYNC_STAMP) ## Render docs/permissions.md from the permission matrix
+	$(BIN)/python tools/render_permissions.py
 
 clean: ## Remove the local databases and logs (.var)
 	rm -rf .var

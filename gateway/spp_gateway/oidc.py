@@ -138,8 +138,7 @@ class OidcVerifier:
         self._lock = asyncio.Lock()
 
     async def verify(self, token: str, session: aiohttp.ClientSession) -> AgentIdentity:
-        """The agent ``token`` identifies; raises :class:`InvalidToken` or
-        :class:`OidcUnavailable`."""
+        """The agent ``token`` names, or :class:`InvalidToken` / :class:`OidcUnavailable`."""
         config = self._config
         try:
             header = jwt.get_unverified_header(token)
@@ -169,9 +168,7 @@ class OidcVerifier:
 
     async def _key(self, kid: str | None, alg: str, session: aiohttp.ClientSession) -> jwt.PyJWK:
         now = time.monotonic()
-        fresh = self._fetched_at is not None and now - self._fetched_at < (
-            self._config.jwks_cache_seconds
-        )
+        fresh = self._fresh(now)
         key = self._lookup(kid, alg)
         # A stale key still serves while another request refetches: nobody waits.
         if key is not None and (fresh or self._lock.locked()):
@@ -183,6 +180,10 @@ class OidcVerifier:
         if key is None:
             raise InvalidToken("unknown-key")
         return key
+
+    def _fresh(self, now: float) -> bool:
+        fetched = self._fetched_at
+        return fetched is not None and now - fetched < self._config.jwks_cache_seconds
 
     def _lookup(self, kid: str | None, alg: str) -> jwt.PyJWK | None:
         if kid is None:
@@ -213,9 +214,12 @@ class OidcVerifier:
                 if not self._jwks and self._last_error is not None:
                     raise OidcUnavailable(self._last_error)
                 return
-            if self._jwks and time.monotonic() - self._attempted_at < (
-                self._config.min_refresh_seconds
-            ):
+            now = time.monotonic()
+            # Expiry after a good fetch is the scheduled refresh; only unknown
+            # kids and retries after a failure wait out the interval.
+            scheduled = not self._fresh(now) and self._last_error is None
+            recent = now - self._attempted_at < self._config.min_refresh_seconds
+            if self._jwks and not scheduled and recent:
                 return
             try:
                 jwks = await self._fetch_jwks(session)

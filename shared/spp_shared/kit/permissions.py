@@ -230,6 +230,16 @@ def declared_actions(route: APIRoute) -> list[Action]:
     return found
 
 
+def api_routes(routes: Iterable[Any]) -> Iterator[APIRoute]:
+    """Every endpoint under ``routes`` (an app's), looking inside included routers."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from api_routes(inner.routes)
+        elif isinstance(route, APIRoute):
+            yield route
+
+
 def render_markdown() -> str:
     """docs/permissions.md's table: one row per action, one column per role."""
     header = "| action | what it allows | " + " | ".join(r.value for r in ROLES) + " |"

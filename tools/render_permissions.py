@@ -1,0 +1,64 @@
+"""Write docs/permissions.md from the matrix in spp_shared.kit.permissions (`make docs`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from spp_shared.kit.permissions import render_markdown
+
+DOC = Path(__file__).parents[1] / "docs" / "permissions.md"
+
+INTRO = """# Permission matrix
+
+Rendered from `shared/spp_shared/kit/permissions.py` by `make docs`; edit the
+code, not this table. `tests/test_permission_matrix.py` makes one real request
+per cell (and one on another network's object for scoped cells), and checks
+that every endpoint declares exactly one of these actions.
+
+Who is calling is established by the gateway (bootstrap token, API key, agent
+OIDC token, or nobody); the services read it from the signed assertion and
+decide. A cell gives the scope of the grant:
+
+- `any`: every object.
+- `network`: objects of the caller's network (the key's or the agent mapping's
+  `network`). A CAF head-office key reaches CAF sites and no others: 403.
+- `site`: the caller's own sites (the `sites` list of its key or mapping), or
+  every site of its network when it has a network and no site list.
+- `own`: the caller's own submission (private token; feedback service).
+- `·`: refused: 401 for anonymous callers, 403 for signed-in ones.
+
+A public cell holds for everyone. An API key's `scopes`, when it has any,
+narrow what its roles allow to the actions listed (403 naming the scope).
+Roles: `public` is everyone; `citizen_author` holds a private token for its own
+submission; `agent` works at a site (or a network); `network_manager` is a
+head office; `moderator` moderates feedback; `certifier` audits label
+applications; `programme_admin` is the DITP; `service` is a platform service
+calling another on its own behalf.
+
+"""
+
+RULES = """
+## Rules the services add at the object
+
+- Sites: an agent may change only `opening_hours`, `contact` and
+  `accessibility` of its own site; any other field is refused (403 naming the
+  fields), never silently ignored. Moving a site to another network needs the
+  grant on both networks.
+- Import: rows naming a network the caller does not manage are rejected rows
+  (field `network`); only a caller who may create networks (programme admin)
+  creates the networks a file names.
+- Refusals are problem+json 403 where the object is public (sites, networks);
+  objects whose existence is private answer 404 to callers who may not see them.
+"""
+
+
+def render() -> str:
+    return INTRO + render_markdown() + RULES
+
+
+def main() -> None:
+    DOC.write_text(render())
+
+
+if __name__ == "__main__":
+    main()
