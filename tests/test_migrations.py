@@ -12,11 +12,13 @@ from alembic.script import ScriptDirectory
 
 from spp_shared.kit.migrations import alembic_config, downgrade, upgrade
 
-SERVICES = ["sites", "feedback", "indicators", "labelling"]
+SERVICES = ["sites", "feedback", "indicators", "labelling", "gateway"]
+# Where each names its migrations folder (the gateway has no cli module).
+_MIGRATIONS_MODULE = {"gateway": "spp_gateway.models"}
 
 
 def migrations_dir(service: str) -> Path:
-    return import_module(f"spp_{service}.cli").MIGRATIONS
+    return import_module(_MIGRATIONS_MODULE.get(service, f"spp_{service}.cli")).MIGRATIONS
 
 
 @pytest.mark.parametrize("service", SERVICES)

@@ -1,7 +1,8 @@
 """`make run`: the whole platform on one machine, on its embedded default (SQLite).
 
-Migrates each service, loads reference and demo data, starts the four
-services (:8001-:8004) and the gateway (:8000), and stops them all on Ctrl-C.
+Migrates each service and the gateway, loads reference and demo data, starts
+the four services (:8001-:8004), a development OIDC provider for agents'
+sign-in (:8009) and the gateway (:8000), and stops them all on Ctrl-C.
 Runs with the workspace's interpreter; imports no service (it starts them as
 processes, like production would).
 """
@@ -23,6 +24,8 @@ ROOT = Path(__file__).resolve().parents[2]
 VAR = ROOT / ".var"
 SERVICES = {"sites": 8001, "feedback": 8002, "indicators": 8003, "labelling": 8004}
 GATEWAY_PORT = 8000
+OIDC_PORT = 8009  # the development OIDC provider (deploy/local/dev_oidc.py)
+OIDC_AUDIENCE = "spp-local"
 
 
 def service_env() -> dict[str, str]:
@@ -31,6 +34,9 @@ def service_env() -> dict[str, str]:
         env.setdefault(f"SPP_{name.upper()}_DATABASE_URL", f"sqlite+aiosqlite:///{VAR / name}.db")
     for name, port in SERVICES.items():
         env.setdefault(f"SPP_GATEWAY_{name.upper()}_URL", f"http://127.0.0.1:{port}")
+    env.setdefault("SPP_GATEWAY_DATABASE_URL", f"sqlite+aiosqlite:///{VAR / 'gateway'}.db")
+    env.setdefault("SPP_GATEWAY_OIDC_ISSUER", f"http://127.0.0.1:{OIDC_PORT}")
+    env.setdefault("SPP_GATEWAY_OIDC_AUDIENCE", OIDC_AUDIENCE)
     env.setdefault("SPP_LOG_JSON", "true")
     return env
 
@@ -59,7 +65,7 @@ def _stop(signum: int, frame: object) -> None:
 
 def main() -> int:
     signal.signal(signal.SIGTERM, _stop)
-    busy = [p for p in [*SERVICES.values(), GATEWAY_PORT] if port_taken(p)]
+    busy = [p for p in [*SERVICES.values(), GATEWAY_PORT, OIDC_PORT] if port_taken(p)]
     if busy:
         print(f"ports already in use: {busy}; is the platform already running?", file=sys.stderr)
         return 1
@@ -76,6 +82,8 @@ def main() -> int:
     for name in SERVICES:
         print(f"migrating {name}...", flush=True)
         subprocess.run([py, "-m", f"spp_{name}", "migrate"], env=env, check=True, cwd=ROOT)
+    print("migrating gateway...", flush=True)
+    subprocess.run([py, "-m", "spp_gateway", "migrate"], env=env, check=True, cwd=ROOT)
     print("loading demo data (SP+ structures and France services)...", flush=True)
     subprocess.run([py, "-m", "spp_sites", "seed-demo"], env=env, check=True, cwd=ROOT)
 
@@ -94,6 +102,24 @@ def main() -> int:
                     stderr=log,
                 )
             )
+        log = (VAR / "oidc.log").open("ab")
+        log_files.append(log)
+        procs.append(
+            subprocess.Popen(
+                [
+                    py,
+                    str(ROOT / "deploy" / "local" / "dev_oidc.py"),
+                    "--port",
+                    str(OIDC_PORT),
+                    "--audience",
+                    OIDC_AUDIENCE,
+                ],
+                env=env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=log,
+            )
+        )
         log = (VAR / "gateway.log").open("ab")
         log_files.append(log)
         procs.append(
@@ -105,8 +131,13 @@ def main() -> int:
                 stderr=log,
             )
         )
-        for name, port in [*SERVICES.items(), ("gateway", GATEWAY_PORT)]:
-            if not wait_healthy(f"http://127.0.0.1:{port}/healthz"):
+        checks = [
+            *((n, f"http://127.0.0.1:{p}/healthz") for n, p in SERVICES.items()),
+            ("oidc", f"http://127.0.0.1:{OIDC_PORT}/.well-known/openid-configuration"),
+            ("gateway", f"http://127.0.0.1:{GATEWAY_PORT}/healthz"),
+        ]
+        for name, url in checks:
+            if not wait_healthy(url):
                 print(f"{name} did not start; see .var/{name}.log", file=sys.stderr)
                 return 1
         print(
@@ -116,6 +147,7 @@ def main() -> int:
             f"  Merged OpenAPI:  http://127.0.0.1:{GATEWAY_PORT}/openapi.json\n"
             f"  Admin token (development only): {token}\n"
             f"    export SPP_TOKEN={token}\n"
+            f"  Agent sign-in (development OIDC provider): http://127.0.0.1:{OIDC_PORT}/token\n"
             "  Logs: .var/*.log   Databases: .var/*.db\n"
             "Press Ctrl-C to stop.",
             flush=True,

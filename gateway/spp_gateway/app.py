@@ -1,9 +1,14 @@
 """The gateway application: a pure ASGI dispatcher in front of two apps.
 
 ``/v1/...`` goes straight to :class:`~spp_gateway.proxy.Proxy` (no framework
-on the hot path); everything else (health, readiness, metrics, the merged
-OpenAPI and its docs) is a small FastAPI app that also owns the lifespan,
-where the shared upstream session is opened and closed.
+on the hot path), which authenticates, applies the rate limits, then either
+forwards to a service or, for the gateway's own resources (API keys, agent
+mappings, audit log), calls the small FastAPI app that also serves health,
+readiness, metrics, the merged OpenAPI and its docs, and owns the lifespan
+(the upstream session, the credential database, the rate-limit storage).
+
+In front of it all, outermost first: security headers, request context (id
+and access log), CORS, and the request size bounds.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -19,14 +25,21 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from spp_gateway.admin import router as admin_router
 from spp_gateway.auth import Authenticator
+from spp_gateway.hardening import RequestBounds, SecurityHeaders, cors
 from spp_gateway.metrics import GatewayMetrics
+from spp_gateway.oidc import OidcConfig, OidcVerifier
 from spp_gateway.openapi import OpenAPICache
 from spp_gateway.proxy import Proxy
+from spp_gateway.ratelimit import RateLimiter
 from spp_gateway.routes import API_PREFIX, RouteTable
 from spp_gateway.settings import GatewaySettings
+from spp_gateway.store import AgentDirectory, ApiKeyStore, record_request
 from spp_gateway.upstream import UpstreamClient
+from spp_shared.kit.db import Database
 from spp_shared.kit.errors import install_problem_handlers
+from spp_shared.kit.identity import Principal
 from spp_shared.kit.logging import RequestContextMiddleware, configure_logging
 from spp_shared.kit.metrics import MetricsMiddleware
 from spp_shared.kit.settings import require_assertion_key
@@ -67,12 +80,22 @@ async def _probe(session: aiohttp.ClientSession, url: str, seconds: float) -> di
         return {"status": "unreachable", "error": type(exc).__name__}
 
 
+@dataclass
+class Parts:
+    """What the gateway opens at startup and closes at shutdown."""
+
+    upstream: UpstreamClient
+    db: Database
+    api_keys: ApiKeyStore
+    agents: AgentDirectory
+    limiter: RateLimiter
+
+
 def _internal_app(
-    settings: GatewaySettings,
-    routes: RouteTable,
-    upstream: UpstreamClient,
-    metrics: GatewayMetrics,
+    settings: GatewaySettings, routes: RouteTable, parts: Parts, metrics: GatewayMetrics
 ) -> FastAPI:
+    upstream = parts.upstream
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await upstream.open()
@@ -80,6 +103,9 @@ def _internal_app(
             yield
         finally:
             await upstream.close()
+            await parts.api_keys.close()
+            await parts.limiter.close()
+            await parts.db.dispose()
 
     app = FastAPI(
         title="Services Publics+ gateway",
@@ -91,7 +117,11 @@ def _internal_app(
     app.state.service_name = SERVICE_NAME
     app.state.settings = settings
     app.state.metrics = metrics
+    app.state.db = parts.db
+    app.state.api_keys = parts.api_keys
+    app.state.agents = parts.agents
     install_problem_handlers(app)
+    app.include_router(admin_router)
     openapi_cache = OpenAPICache(
         routes,
         upstream,
@@ -142,20 +172,71 @@ def _internal_app(
     return app
 
 
+def _oidc(settings: GatewaySettings) -> OidcVerifier | None:
+    if not settings.oidc_issuer:
+        return None
+    if not settings.oidc_audience:
+        raise ValueError("SPP_GATEWAY_OIDC_AUDIENCE is required with SPP_GATEWAY_OIDC_ISSUER")
+    return OidcVerifier(
+        OidcConfig(
+            issuer=settings.oidc_issuer,
+            audience=settings.oidc_audience,
+            jwks_url=settings.oidc_jwks_url,
+            algorithms=tuple(settings.oidc_algorithms),
+            leeway_seconds=settings.oidc_leeway_seconds,
+        )
+    )
+
+
 def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
     settings = settings or GatewaySettings()
     configure_logging(settings.log_level, settings.log_json)
     routes = RouteTable(settings.upstream_urls())
     upstream = UpstreamClient(settings)
     metrics = GatewayMetrics(SERVICE_NAME)
+    db = Database(settings.database_url, pool_size=settings.database_pool_size)
+    parts = Parts(
+        upstream=upstream,
+        db=db,
+        api_keys=ApiKeyStore(
+            db,
+            cache_seconds=settings.credential_cache_seconds,
+            last_used_resolution=settings.last_used_resolution_seconds,
+        ),
+        agents=AgentDirectory(db, cache_seconds=settings.credential_cache_seconds),
+        limiter=RateLimiter.from_settings(settings),
+    )
     auth = Authenticator(
         bootstrap_token=(
             settings.bootstrap_token.get_secret_value() if settings.bootstrap_token else None
         ),
         assertion_key=require_assertion_key(settings.assertion_key),
         cache_seconds=settings.assertion_cache_seconds,
+        keys=parts.api_keys,
+        agents=parts.agents,
+        oidc=_oidc(settings),
+        session=lambda: upstream.session,
     )
-    proxy = Proxy(routes=routes, auth=auth, upstream=upstream, metrics=metrics)
-    internal = _internal_app(settings, routes, upstream, metrics)
-    root = Gateway(proxy, MetricsMiddleware(internal, metrics=metrics))
-    return RequestContextMiddleware(root, service=SERVICE_NAME, access_log=settings.access_log)
+
+    async def audit(
+        *, principal: Principal, method: str, path: str, status: int, request_id: str
+    ) -> None:
+        await record_request(
+            db, actor=principal, method=method, path=path, status=status, request_id=request_id
+        )
+
+    internal = _internal_app(settings, routes, parts, metrics)
+    proxy = Proxy(
+        routes=routes,
+        auth=auth,
+        upstream=upstream,
+        metrics=metrics,
+        local=internal,
+        limiter=parts.limiter if settings.rate_limits_enabled else None,
+        audit=audit,
+    )
+    root: ASGIApp = Gateway(proxy, MetricsMiddleware(internal, metrics=metrics))
+    root = RequestBounds(root, settings)
+    root = cors(root, settings)
+    root = RequestContextMiddleware(root, service=SERVICE_NAME, access_log=settings.access_log)
+    return SecurityHeaders(root)

@@ -10,8 +10,8 @@ slow, 502 for anything else it does wrong.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any, Protocol
 
 import aiohttp
 import orjson
@@ -19,12 +19,20 @@ import structlog
 from starlette.types import Receive, Scope, Send
 from yarl import URL
 
-from spp_gateway.auth import Authenticator, InvalidCredentials
+from spp_gateway.auth import (
+    AuthenticationUnavailable,
+    Authenticator,
+    InvalidCredentials,
+    rate_identity,
+)
+from spp_gateway.hardening import BodyTooLarge
 from spp_gateway.metrics import GatewayMetrics
-from spp_gateway.routes import RouteTable, is_bulk
+from spp_gateway.policy import classify
+from spp_gateway.ratelimit import RateLimiter, send_rate_limited
+from spp_gateway.routes import LOCAL, RouteTable, is_bulk
 from spp_gateway.upstream import UpstreamClient
 from spp_shared.kit.errors import PROBLEM_MEDIA_TYPE, TYPE_BASE, status_problem
-from spp_shared.kit.identity import ASSERTION_HEADER
+from spp_shared.kit.identity import ASSERTION_HEADER, PRINCIPAL_STATE, Principal
 from spp_shared.kit.logging import REQUEST_ID_HEADER, clean_request_id
 
 log = structlog.get_logger("spp.gateway")
@@ -44,6 +52,7 @@ HOP_BY_HOP = frozenset(
     }
 )
 _AUTHORIZATION = b"authorization"
+_X_API_KEY = b"x-api-key"
 _CONNECTION = b"connection"
 _CONTENT_LENGTH = b"content-length"
 _HOST = b"host"
@@ -56,6 +65,7 @@ _ASSERTION = ASSERTION_HEADER.encode()
 _DROP_REQUEST = HOP_BY_HOP | {
     _HOST,
     _AUTHORIZATION,
+    _X_API_KEY,
     _ASSERTION,
     REQUEST_ID_HEADER,
     b"expect",  # 100-continue was already answered to the client by the server
@@ -75,8 +85,28 @@ _SMALL_BODY = 64 * 1024
 _PROBLEM_CT = (b"content-type", PROBLEM_MEDIA_TYPE.encode())
 
 
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 class ClientDisconnected(Exception):
     """The downstream client went away while its request body was streaming."""
+
+
+class AuditHook(Protocol):
+    """Records a privileged request once its answer is known (never raises)."""
+
+    async def __call__(
+        self, *, principal: Principal, method: str, path: str, status: int, request_id: str
+    ) -> None: ...
+
+
+def _with_headers(send: Send, extra: list[tuple[bytes, bytes]]) -> Send:
+    async def wrapped(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", ()), *extra]
+        await send(message)
+
+    return wrapped  # type: ignore[return-value]
 
 
 async def _request_body(receive: Receive) -> AsyncIterator[bytes]:
@@ -92,16 +122,16 @@ async def _request_body(receive: Receive) -> AsyncIterator[bytes]:
             return
 
 
-def _caused_by_client_leaving(exc: BaseException) -> bool:
+def _in_chain(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
     """aiohttp wraps an error of the body generator: look down the chain."""
     seen: BaseException | None = exc
     for _ in range(5):
         if seen is None:
-            return False
-        if isinstance(seen, ClientDisconnected):
-            return True
+            return None
+        if isinstance(seen, kind):
+            return seen
         seen = seen.__cause__ or seen.__context__
-    return False
+    return None
 
 
 def _connection_tokens(value: bytes) -> frozenset[bytes]:
@@ -149,11 +179,17 @@ class Proxy:
         auth: Authenticator,
         upstream: UpstreamClient,
         metrics: GatewayMetrics,
+        local: Callable[[Scope, Receive, Send], Awaitable[None]] | None = None,
+        limiter: RateLimiter | None = None,
+        audit: AuditHook | None = None,
     ) -> None:
         self.routes = routes
         self.auth = auth
         self.upstream = upstream
         self.metrics = metrics
+        self.local = local  # the gateway's own /v1 resources (API keys, mappings, audit)
+        self.limiter = limiter
+        self.audit = audit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -178,6 +214,7 @@ class Proxy:
         # pick out what the gateway needs.
         headers: list[tuple[str, str]] = []
         authorization: bytes | None = None
+        api_key: bytes | None = None
         forwarded_for: bytes | None = None
         host: bytes | None = None
         connection: bytes | None = None
@@ -187,6 +224,8 @@ class Proxy:
             if name in _DROP_REQUEST:
                 if name == _AUTHORIZATION:
                     authorization = value
+                elif name == _X_API_KEY:
+                    api_key = value
                 elif name == _HOST:
                     host = value
                 elif name == _XFF:
@@ -207,28 +246,54 @@ class Proxy:
             named = _connection_tokens(connection)
             headers = [(n, v) for n, v in headers if n.encode("latin-1") not in named]
 
+        client = scope.get("client")
         try:
-            principal = self.auth.authenticate(authorization)
-        except InvalidCredentials:
+            principal = await self.auth.authenticate(authorization, api_key)
+        except InvalidCredentials as exc:
             await send_problem(
                 send,
                 401,
-                "The credentials sent in the Authorization header are not valid.",
+                exc.detail,
                 instance=path,
                 request_id=request_id,
                 type_="invalid-credentials",
                 title="Invalid credentials",
-                headers=[(b"www-authenticate", b'Bearer error="invalid_token"')],
+                headers=[(b"www-authenticate", f'Bearer error="{exc.error}"'.encode())],
             )
             self.metrics.observe(method, upstream.name, 401, started)
             return
-        if principal is not None:
-            headers.append(
-                ("X-SPP-Assertion", self.auth.assertion(principal, request_id).decode("ascii"))
+        except AuthenticationUnavailable as exc:
+            await send_problem(
+                send,
+                503,
+                f"Credentials cannot be checked right now ({exc}); retry later.",
+                instance=path,
+                request_id=request_id,
+                headers=[(b"retry-after", b"5")],
             )
+            self.metrics.observe(method, upstream.name, 503, started)
+            return
 
+        if self.limiter is not None:
+            decision = await self.limiter.check(
+                rate_identity(principal, client[0] if client else None),
+                classify(method, path),
+                anonymous=principal.is_anonymous,
+            )
+            if not decision.allowed:
+                await send_rate_limited(send, decision, instance=path, request_id=request_id)
+                self.metrics.observe(method, upstream.name, 429, started)
+                return
+            send = _with_headers(send, decision.headers())
+
+        if upstream.name == LOCAL and self.local is not None:
+            await self._serve_local(scope, receive, send, principal, method, started)
+            return
+
+        headers.append(
+            ("X-SPP-Assertion", self.auth.assertion(principal, request_id).decode("ascii"))
+        )
         headers.append(("X-Request-ID", request_id))
-        client = scope.get("client")
         if client:
             ip = client[0]
             if forwarded_for:
@@ -258,8 +323,41 @@ class Proxy:
                 path,
                 request_id,
             )
+        except BodyTooLarge:
+            status = 413  # RequestBounds answers it
+            raise
         finally:
             self.metrics.observe(method, upstream.name, status, started)
+        if self.audit is not None and method not in _SAFE_METHODS and not principal.is_anonymous:
+            # After the answer went out: the caller does not wait for the log.
+            await self.audit(
+                principal=principal, method=method, path=path, status=status, request_id=request_id
+            )
+
+    async def _serve_local(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        principal: Principal,
+        method: str,
+        started: float,
+    ) -> None:
+        """The gateway's own resources: same authentication, limits and metrics."""
+        assert self.local is not None
+        scope.setdefault("state", {})[PRINCIPAL_STATE] = principal
+        status = 500
+
+        async def capture(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.local(scope, receive, capture)  # type: ignore[arg-type]
+        finally:
+            self.metrics.observe(method, LOCAL, status, started)
 
     async def _forward(
         self,
@@ -283,13 +381,18 @@ class Proxy:
             )
         except ClientDisconnected:
             return 499
+        except BodyTooLarge:
+            raise
         except (aiohttp.ConnectionTimeoutError, aiohttp.ClientConnectorError) as exc:
             return await self._fail(send, 503, service, path, request_id, exc)
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             return await self._fail(send, 504, service, path, request_id, exc)
         except aiohttp.ClientError as exc:
-            if _caused_by_client_leaving(exc):
+            if _in_chain(exc, ClientDisconnected) is not None:
                 return 499  # nobody to answer; not the upstream's fault
+            too_large = _in_chain(exc, BodyTooLarge)
+            if too_large is not None:
+                raise too_large from None  # RequestBounds answers 413
             return await self._fail(send, 502, service, path, request_id, exc)
 
         try:

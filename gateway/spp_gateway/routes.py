@@ -34,6 +34,11 @@ ROUTES: Mapping[str, tuple[str, ...]] = {
 
 SERVICES: tuple[str, ...] = tuple(ROUTES)
 
+# The gateway's own resources, served in-process behind the same
+# authentication, limits and metrics as the proxied ones.
+LOCAL = "gateway"
+LOCAL_ROUTES: tuple[str, ...] = ("/v1/api-keys", "/v1/agent-mappings", "/v1/audit-events")
+
 # Bulk endpoints answer only when all the work is done (an import of 100k
 # rows takes tens of seconds), so they get the longer bulk read timeout.
 BULK_SUFFIX = "/import"
@@ -66,7 +71,10 @@ class RouteTable:
     __slots__ = ("_by_prefix", "upstreams")
 
     def __init__(
-        self, base_urls: Mapping[str, str], routes: Mapping[str, tuple[str, ...]] = ROUTES
+        self,
+        base_urls: Mapping[str, str],
+        routes: Mapping[str, tuple[str, ...]] = ROUTES,
+        local_routes: tuple[str, ...] = LOCAL_ROUTES,
     ) -> None:
         missing = set(routes) - set(base_urls)
         if missing:
@@ -82,6 +90,11 @@ class RouteTable:
                 if prefix in self._by_prefix:
                     raise ValueError(f"Route {prefix!r} is declared twice")
                 self._by_prefix[prefix] = self.upstreams[name]
+        local = Upstream(LOCAL, "")
+        for prefix in local_routes:
+            if prefix in self._by_prefix:
+                raise ValueError(f"Route {prefix!r} is declared twice")
+            self._by_prefix[prefix] = local
 
     def match(self, path: str) -> Upstream | None:
         return self._by_prefix.get(route_key(path))

@@ -47,7 +47,7 @@ class GatewaySettings(BaseSettings):
     readiness_timeout: float = Field(default=2.0, gt=0)
     openapi_cache_seconds: float = Field(default=30.0, ge=0)
     assertion_cache_seconds: float = Field(
-        default=5.0,
+        default=0.0,
         ge=0,
         description=(
             "Reuse a signed assertion for this long (0: sign per request, with the"
@@ -143,7 +143,39 @@ class GatewaySettings(BaseSettings):
         validation_alias=AliasChoices("SPP_BOOTSTRAP_TOKEN"),
         description="Static admin bearer token for first-run setup; unset disables it.",
     )
+
+    # --- agent sign-in (OIDC, ProConnect-compatible); unset issuer disables it
+    oidc_issuer: str | None = Field(
+        default=None, description="Issuer of agents' tokens (iss), e.g. ProConnect's."
+    )
+    oidc_audience: str | None = Field(
+        default=None, description="Audience the tokens must name (aud): the platform's client id."
+    )
+    oidc_jwks_url: str | None = Field(
+        default=None,
+        description="JWKS URL; unset: discovered from the issuer's openid-configuration.",
+    )
+    oidc_algorithms: list[str] = Field(
+        default=["RS256", "ES256", "PS256"], description="Accepted signature algorithms."
+    )
+    oidc_leeway_seconds: float = Field(default=30.0, ge=0, le=300)
     assertion_key: AssertionKey
+
+    # --- the gateway's own database: API keys, agents' role mappings, audit log
+    database_url: str = "sqlite+aiosqlite:///./.var/gateway.db"
+    database_pool_size: int = Field(default=10, ge=1)
+    credential_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="Reuse a looked-up API key or agent mapping for this long before reading "
+        "the database again: how late a revocation reaches the OTHER gateway processes (the "
+        "process that revokes forgets at once). 0: read on every request.",
+    )
+    last_used_resolution_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="An API key's last_used_at is written at most once per this many seconds.",
+    )
 
     def upstream_urls(self) -> dict[str, str]:
         return {

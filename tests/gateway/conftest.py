@@ -13,16 +13,21 @@ import hashlib
 import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from spp_gateway import GatewaySettings, create_app
+from spp_shared.kit.db import Database
+from spp_shared.kit.identity import ANONYMOUS, PRINCIPAL_STATE, Principal, PrincipalKind, Role
+from tests.conftest import ServiceDB, drop_database, migrated_db
 
 BOOTSTRAP_TOKEN = "test-bootstrap-token-0123456789"
 SERVICES = ("sites", "feedback", "indicators", "labelling")
@@ -218,6 +223,9 @@ def upstreams() -> Iterator[dict[str, ServedApp]]:
         app.stop()
 
 
+BODY_GROUPS = ("default", "read", "write", "submission", "bulk", "admin")
+
+
 def gateway_settings(urls: dict[str, str], **overrides: Any) -> GatewaySettings:
     values: dict[str, Any] = {
         "sites_url": urls["sites"],
@@ -229,6 +237,10 @@ def gateway_settings(urls: dict[str, str], **overrides: Any) -> GatewaySettings:
         "read_timeout": 1.0,
         "readiness_timeout": 1.0,
         "log_json": True,
+        # The proxy tests are about streaming and failures, not about the
+        # limits (tests/gateway/test_access.py covers those).
+        "rate_limits_enabled": False,
+        **{f"body_limit_{g}": 1 << 30 for g in BODY_GROUPS},
     }
     values.update(overrides)
     return GatewaySettings(**values)
@@ -243,3 +255,129 @@ def gateway(upstreams: dict[str, ServedApp]) -> Iterator[ServedApp]:
     served = serve_gateway(gateway_settings({n: u.url for n, u in upstreams.items()}))
     yield served
     served.stop()
+
+
+# --- the gateway's own database and its admin router ----------------------------------
+
+
+@pytest.fixture(scope="session")
+def gateway_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceDB]:
+    """The gateway's database (SQLite, or PostgreSQL with SPP_TEST_DATABASE_URL),
+    migrated once per session with its real Alembic history."""
+    from spp_gateway.models import MIGRATIONS, Base
+
+    db = migrated_db("gateway", MIGRATIONS, Base.metadata, tmp_path_factory.mktemp("gateway"))
+    yield db
+    drop_database(db.url)
+
+
+@pytest.fixture
+async def gateway_database(gateway_db: ServiceDB) -> AsyncIterator[Database]:
+    """Empty tables and a :class:`Database` on them for one test."""
+    await gateway_db.reset()
+    db = Database(gateway_db.url, pool_size=2)
+    yield db
+    await db.dispose()
+
+
+PRINCIPAL_HEADER = "x-test-principal"
+# The callers the admin tests act as, named in PRINCIPAL_HEADER.
+PRINCIPALS: dict[str, Principal] = {
+    "admin": Principal(
+        subject="bootstrap-admin", kind=PrincipalKind.bootstrap, roles=[Role.programme_admin]
+    ),
+    "manager": Principal(
+        subject="api_key:managercaf01",
+        kind=PrincipalKind.api_key,
+        roles=[Role.network_manager],
+        network="caf",
+    ),
+    "agent": Principal(
+        subject="agent:someone", kind=PrincipalKind.agent, roles=[Role.agent], network="caf"
+    ),
+    "moderator": Principal(subject="agent:mod", kind=PrincipalKind.agent, roles=[Role.moderator]),
+    "anonymous": ANONYMOUS,
+}
+
+
+def as_principal(name: str) -> dict[str, str]:
+    return {PRINCIPAL_HEADER: name}
+
+
+class PrincipalFromHeader:
+    """Test only: what the gateway does before its admin routes run, putting
+    the caller's principal in the request state (here named by a header;
+    none at all without it)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            for name, value in scope["headers"]:
+                if name == PRINCIPAL_HEADER.encode():
+                    scope.setdefault("state", {})[PRINCIPAL_STATE] = PRINCIPALS[value.decode()]
+        await self.app(scope, receive, send)
+
+
+def admin_app(db: Database, *, cache_seconds: float = 5.0) -> ASGIApp:
+    """The admin router in an app wired like the gateway's own (problem+json,
+    request ids, ``app.state`` holding the database and both stores)."""
+    from contextlib import asynccontextmanager
+
+    from spp_gateway.admin import router
+    from spp_gateway.store import AgentDirectory, ApiKeyStore
+    from spp_shared.kit.app import operation_id
+    from spp_shared.kit.errors import install_problem_handlers
+    from spp_shared.kit.logging import RequestContextMiddleware
+
+    api_keys = ApiKeyStore(db, cache_seconds=cache_seconds, last_used_resolution=60.0)
+    agents = AgentDirectory(db, cache_seconds=cache_seconds)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await api_keys.close()
+
+    app = FastAPI(lifespan=lifespan, generate_unique_id_function=operation_id)
+    app.state.db = app.state.gateway_db = db
+    app.state.api_keys = api_keys
+    app.state.agents = agents
+    install_problem_handlers(app)
+    app.include_router(router)
+    return RequestContextMiddleware(PrincipalFromHeader(app), service="gateway", access_log=False)
+
+
+def _inner_app(app: ASGIApp) -> FastAPI:
+    inner: Any = app
+    while not isinstance(inner, FastAPI):
+        inner = inner.app
+    return inner
+
+
+@dataclass
+class Admin:
+    """The admin app under test: an HTTP client and the objects behind it."""
+
+    client: httpx.AsyncClient
+    app: FastAPI
+    db: Database
+
+    @property
+    def api_keys(self) -> Any:
+        return self.app.state.api_keys
+
+    @property
+    def agents(self) -> Any:
+        return self.app.state.agents
+
+
+@pytest.fixture
+async def admin(gateway_database: Database) -> AsyncIterator[Admin]:
+    from asgi_lifespan import LifespanManager
+
+    app = admin_app(gateway_database)
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            yield Admin(client=client, app=_inner_app(app), db=gateway_database)

@@ -151,10 +151,13 @@ async def test_hop_by_hop_headers_are_stripped_both_ways(gateway: ServedApp) -> 
     assert len(hop.headers.get_list("date")) == 1
 
 
-async def test_client_supplied_assertion_is_stripped(gateway: ServedApp) -> None:
+async def test_client_supplied_assertion_is_replaced(gateway: ServedApp) -> None:
     async with httpx.AsyncClient(base_url=gateway.url) as client:
         resp = await client.get("/v1/sites/1/x", headers={"X-SPP-Assertion": "forged.jwt.value"})
-    assert "x-spp-assertion" not in received_headers(resp.json())
+    # Anonymous callers get the gateway's own assertion, never the client's.
+    [forwarded] = received_headers(resp.json())["x-spp-assertion"]
+    assert forwarded != "forged.jwt.value"
+    assert verify_assertion(forwarded, TEST_ASSERTION_KEY).is_anonymous
 
 
 async def test_bootstrap_token_sends_a_verifiable_admin_assertion(gateway: ServedApp) -> None:

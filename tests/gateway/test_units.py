@@ -7,7 +7,7 @@ import pytest
 from spp_gateway.auth import Authenticator, InvalidCredentials
 from spp_gateway.routes import ROUTES, RouteTable, route_key
 from spp_gateway.settings import GatewaySettings
-from spp_shared.kit.identity import PrincipalKind, verify_assertion
+from spp_shared.kit.identity import ANONYMOUS, Principal, PrincipalKind, Role, verify_assertion
 
 KEY = "k" * 40
 
@@ -36,24 +36,52 @@ def test_route_table_rejects_duplicates_and_bad_prefixes() -> None:
         RouteTable(urls, {**ROUTES, "labelling": ("/v1/labels/x",)})
 
 
-def test_authenticator() -> None:
+@pytest.mark.anyio
+async def test_authenticator() -> None:
     auth = Authenticator(bootstrap_token="secret-token", assertion_key=KEY, cache_seconds=5)
-    assert auth.authenticate(None) is None
-    principal = auth.authenticate(b"bearer secret-token")
-    assert principal is not None
+    assert await auth.authenticate(None, None) is ANONYMOUS
+    principal = await auth.authenticate(b"bearer secret-token", None)
     assert principal.kind is PrincipalKind.bootstrap
-    for bad in (b"Bearer other", b"Bearer", b"Basic secret-token", b"secret-token"):
-        with pytest.raises(InvalidCredentials):
-            auth.authenticate(bad)
+    assert await auth.authenticate(None, b"secret-token") is principal
+    bad_ones = [
+        (b"Bearer other", None),
+        (b"Bearer", None),
+        (b"Basic secret-token", None),
+        (b"secret-token", None),
+        (b"Bearer secret-token", b"secret-token"),  # two credentials
+        (b"Bearer spp_abcdefghijkl_" + b"x" * 43, None),  # an API key, but no store
+        (b"Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln", None),  # a JWT, but no OIDC
+    ]
+    for authorization, api_key in bad_ones:
+        with pytest.raises(InvalidCredentials) as err:
+            await auth.authenticate(authorization, api_key)
+        assert "secret-token" not in err.value.detail
     first = auth.assertion(principal, "rid-1")
     assert auth.assertion(principal, "rid-2") == first  # cached
     assert verify_assertion(first.decode(), KEY).request_id is None  # never a stale id
+    other = principal.model_copy(update={"roles": [Role.network_manager], "network": "caf"})
+    assert auth.assertion(other, "rid-3") != first  # the whole principal is the cache key
 
 
-def test_no_bootstrap_token_refuses_every_bearer() -> None:
+def test_assertion_cache_is_bounded() -> None:
+    auth = Authenticator(bootstrap_token=None, assertion_key=KEY, cache_seconds=60, cache_size=3)
+    for i in range(10):
+        auth.assertion(Principal(subject=f"s{i}", kind=PrincipalKind.api_key), "rid")
+    assert len(auth._cache) == 3
+
+
+def test_without_cache_every_assertion_carries_its_request_id() -> None:
     auth = Authenticator(bootstrap_token=None, assertion_key=KEY)
-    with pytest.raises(InvalidCredentials):
-        auth.authenticate(b"Bearer ")
+    token = auth.assertion(ANONYMOUS, "rid-7")
+    assert verify_assertion(token.decode(), KEY).request_id == "rid-7"
+
+
+@pytest.mark.anyio
+async def test_no_bootstrap_token_refuses_every_bearer() -> None:
+    auth = Authenticator(bootstrap_token=None, assertion_key=KEY)
+    for token in (b"Bearer ", b"Bearer anything"):
+        with pytest.raises(InvalidCredentials):
+            await auth.authenticate(token, None)
 
 
 def test_settings_read_the_platform_secrets_without_prefix(

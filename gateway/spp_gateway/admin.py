@@ -1,0 +1,305 @@
+"""HTTP layer of the gateway's administration: API keys, agent mappings, audit log.
+
+Included in the gateway's own FastAPI app, which provides (``app.state``):
+``db`` (the gateway's :class:`~spp_shared.kit.db.Database`, read by the
+kit's session dependencies), ``api_keys`` (:class:`ApiKeyStore`) and
+``agents`` (:class:`AgentDirectory`). The gateway puts the caller's
+principal in the request state before these routes run; each route declares
+its action like every service's endpoints do.
+
+No Idempotency-Key on key creation: replaying the answer would mean storing
+the secret it shows (see :mod:`spp_gateway.models`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from pydantic import AwareDatetime
+
+from spp_gateway.store import audit
+from spp_gateway.store.agents import AgentDirectory, mapping_etag
+from spp_gateway.store.api_keys import ApiKeyStore
+from spp_shared.contracts.access import (
+    AgentMappingCreate,
+    AgentMappingOut,
+    AgentMappingPatch,
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyOut,
+    AuditEventOut,
+    MatchKind,
+)
+from spp_shared.contracts.types import NetworkCode
+from spp_shared.kit.db import ReadSessionDep, SessionDep
+from spp_shared.kit.errors import request_id_of
+from spp_shared.kit.etags import not_modified, validators
+from spp_shared.kit.pagination import DEFAULT_LIMIT, Page
+from spp_shared.kit.permissions import Access, Action, allowed
+
+router = APIRouter(prefix="/v1")
+
+Limit = Annotated[int, Query(ge=1, le=500, description="Page size (1-500).")]
+Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page.")]
+IfMatch = Annotated[str | None, Header(description="The ETag you last read.")]
+IfNoneMatch = Annotated[str | None, Header()]
+IfModifiedSince = Annotated[str | None, Header()]
+
+ManageKeys = Annotated[Access, allowed(Action.api_keys_manage)]
+ManageMappings = Annotated[Access, allowed(Action.agent_mappings_manage)]
+
+# A response showing a secret must not stay in any cache, shared or the browser's.
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def api_key_store(request: Request) -> ApiKeyStore:
+    store: ApiKeyStore = request.app.state.api_keys
+    return store
+
+
+def agent_directory(request: Request) -> AgentDirectory:
+    directory: AgentDirectory = request.app.state.agents
+    return directory
+
+
+ApiKeysDep = Annotated[ApiKeyStore, Depends(api_key_store)]
+AgentsDep = Annotated[AgentDirectory, Depends(agent_directory)]
+
+
+def _request_id(request: Request, access: Access) -> str | None:
+    return request_id_of(request) or access.principal.request_id
+
+
+# --- API keys -----------------------------------------------------------------------
+
+
+@router.post(
+    "/api-keys",
+    tags=["api-keys"],
+    status_code=status.HTTP_201_CREATED,
+    summary="Create an API key (its secret is shown in this answer only)",
+)
+async def create_api_key(
+    data: ApiKeyCreate,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    store: ApiKeysDep,
+    access: ManageKeys,
+) -> ApiKeyCreated:
+    created = await store.create_key(
+        session, access.principal, data, request_id=_request_id(request, access)
+    )
+    response.headers.update(NO_STORE | {"Location": f"/v1/api-keys/{created.id}"})
+    return created
+
+
+@router.get(
+    "/api-keys",
+    tags=["api-keys"],
+    summary="List API keys (never their secrets)",
+    dependencies=[allowed(Action.api_keys_manage)],
+)
+async def list_api_keys(
+    session: ReadSessionDep,
+    store: ApiKeysDep,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+    owner: Annotated[str | None, Query(max_length=200)] = None,
+    network: Annotated[NetworkCode | None, Query()] = None,
+    include_revoked: Annotated[bool, Query(description="Also list revoked keys.")] = False,
+) -> Page[ApiKeyOut]:
+    return await store.list_keys(
+        session,
+        owner=owner,
+        network=network,
+        include_revoked=include_revoked,
+        cursor=cursor,
+        limit=limit,
+    )
+
+
+@router.get(
+    "/api-keys/{key_id}",
+    tags=["api-keys"],
+    summary="Get an API key",
+    dependencies=[allowed(Action.api_keys_manage)],
+)
+async def get_api_key(key_id: str, session: ReadSessionDep, store: ApiKeysDep) -> ApiKeyOut:
+    return await store.get_key(session, key_id)
+
+
+@router.post(
+    "/api-keys/{key_id}/rotate",
+    tags=["api-keys"],
+    summary="Give an API key a new secret (the old one stops working at once)",
+)
+async def rotate_api_key(
+    key_id: str,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    store: ApiKeysDep,
+    access: ManageKeys,
+) -> ApiKeyCreated:
+    rotated = await store.rotate_key(
+        session, access.principal, key_id, request_id=_request_id(request, access)
+    )
+    response.headers.update(NO_STORE)
+    return rotated
+
+
+@router.delete(
+    "/api-keys/{key_id}",
+    tags=["api-keys"],
+    summary="Revoke an API key (kept for the record; revoking again changes nothing)",
+)
+async def revoke_api_key(
+    key_id: str, request: Request, session: SessionDep, store: ApiKeysDep, access: ManageKeys
+) -> ApiKeyOut:
+    return await store.revoke_key(
+        session, access.principal, key_id, request_id=_request_id(request, access)
+    )
+
+
+# --- agent mappings -----------------------------------------------------------------
+
+
+@router.post(
+    "/agent-mappings",
+    tags=["agent-mappings"],
+    status_code=status.HTTP_201_CREATED,
+    summary="Grant agents matched by subject, e-mail, domain or SIRET their roles",
+)
+async def create_agent_mapping(
+    data: AgentMappingCreate,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    agents: AgentsDep,
+    access: ManageMappings,
+) -> AgentMappingOut:
+    mapping = await agents.create_mapping(
+        session, access.principal, data, request_id=_request_id(request, access)
+    )
+    response.headers["Location"] = f"/v1/agent-mappings/{mapping.id}"
+    response.headers["ETag"] = mapping_etag(mapping)
+    return mapping
+
+
+@router.get(
+    "/agent-mappings",
+    tags=["agent-mappings"],
+    summary="List agent mappings",
+    dependencies=[allowed(Action.agent_mappings_manage)],
+)
+async def list_agent_mappings(
+    session: ReadSessionDep,
+    agents: AgentsDep,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+    match: Annotated[MatchKind | None, Query()] = None,
+    network: Annotated[NetworkCode | None, Query()] = None,
+) -> Page[AgentMappingOut]:
+    return await agents.list_mappings(
+        session, match=match, network=network, cursor=cursor, limit=limit
+    )
+
+
+@router.get(
+    "/agent-mappings/{mapping_id}",
+    tags=["agent-mappings"],
+    response_model=AgentMappingOut,
+    summary="Get an agent mapping",
+    dependencies=[allowed(Action.agent_mappings_manage)],
+)
+async def get_agent_mapping(
+    mapping_id: str,
+    session: ReadSessionDep,
+    agents: AgentsDep,
+    response: Response,
+    if_none_match: IfNoneMatch = None,
+    if_modified_since: IfModifiedSince = None,
+) -> AgentMappingOut | Response:
+    mapping = await agents.get_mapping(session, mapping_id)
+    tag = mapping_etag(mapping)
+    headers = validators(tag, mapping.updated_at)
+    if not_modified(if_none_match, if_modified_since, tag, mapping.updated_at):
+        return Response(status_code=304, headers=headers)
+    response.headers.update(headers)
+    return mapping
+
+
+@router.patch(
+    "/agent-mappings/{mapping_id}",
+    tags=["agent-mappings"],
+    summary="Change an agent mapping's roles, network or sites (If-Match required)",
+)
+async def patch_agent_mapping(
+    mapping_id: str,
+    patch: AgentMappingPatch,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    agents: AgentsDep,
+    access: ManageMappings,
+    if_match: IfMatch = None,
+) -> AgentMappingOut:
+    mapping = await agents.patch_mapping(
+        session,
+        access.principal,
+        mapping_id,
+        patch,
+        if_match,
+        request_id=_request_id(request, access),
+    )
+    response.headers["ETag"] = mapping_etag(mapping)
+    return mapping
+
+
+@router.delete(
+    "/agent-mappings/{mapping_id}",
+    tags=["agent-mappings"],
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete an agent mapping (If-Match optional)",
+)
+async def delete_agent_mapping(
+    mapping_id: str,
+    request: Request,
+    session: SessionDep,
+    agents: AgentsDep,
+    access: ManageMappings,
+    if_match: IfMatch = None,
+) -> Response:
+    await agents.delete_mapping(
+        session, access.principal, mapping_id, if_match, request_id=_request_id(request, access)
+    )
+    return Response(status_code=204)
+
+
+# --- audit log ------------------------------------------------------------------------
+
+
+@router.get(
+    "/audit-events",
+    tags=["audit"],
+    summary="Read the audit log, newest first",
+    dependencies=[allowed(Action.audit_read)],
+)
+async def list_audit_events(
+    session: ReadSessionDep,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+    actor: Annotated[
+        str | None, Query(max_length=300, description='"api_key:<id>", "agent:<sub>"...')
+    ] = None,
+    action: Annotated[
+        str | None, Query(max_length=64, description='"api_key.created", "request"...')
+    ] = None,
+    since: Annotated[AwareDatetime | None, Query(description="From this time on.")] = None,
+    until: Annotated[AwareDatetime | None, Query(description="Before this time.")] = None,
+) -> Page[AuditEventOut]:
+    return await audit.list_events(
+        session, actor=actor, action=action, since=since, until=until, cursor=cursor, limit=limit
+    )

@@ -1,0 +1,341 @@
+"""Agents' role mappings: what an agent signed in through OIDC may do.
+
+An identity provider says who the agent is (subject, e-mail address,
+organisation's SIRET); a mapping says what that grants on the platform
+(roles, network, sites). Several mappings can match one agent; the most
+specific wins, in this order:
+
+1. ``subject``: one account at the provider;
+2. ``email``: one person's address;
+3. ``siret``: one establishment (a Caf, a France services site...);
+4. ``email_domain``: a whole organisation, sometimes several networks
+   (``interieur.gouv.fr``), hence last.
+
+So an administrator can grant a domain ``agent`` and still give one person
+of it ``network_manager`` with a mapping on their address. An agent no
+mapping matches is signed in and granted nothing beyond the public.
+
+Granting roles is a privileged action: each change is an audit event, and
+the cache is forgotten once it commits (other processes within the cache
+time).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from spp_gateway.models import AgentMapping
+from spp_gateway.store import audit
+from spp_gateway.store import repository as repo
+from spp_gateway.store.api_keys import DEFAULT_CACHE_ENTRIES, after_commit, known_roles
+from spp_gateway.store.cache import MISSING, TTLCache
+from spp_gateway.store.errors import (
+    AgentMappingNotFound,
+    DuplicateAgentMapping,
+    InvalidGrant,
+    StoreUnavailable,
+)
+from spp_gateway.store.keys import new_id
+from spp_shared.contracts.access import (
+    AGENT_ROLES,
+    AgentMappingCreate,
+    AgentMappingOut,
+    AgentMappingPatch,
+    MatchKind,
+    grant_issues,
+    normalize_match_value,
+)
+from spp_shared.kit.db import Database
+from spp_shared.kit.etags import check_if_match, make_etag
+from spp_shared.kit.identity import Principal, PrincipalKind, Role
+from spp_shared.kit.pagination import Page, decode_cursor, encode_cursor
+
+PRECEDENCE: tuple[MatchKind, ...] = ("subject", "email", "siret", "email_domain")
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def mapping_out(row: AgentMapping) -> AgentMappingOut:
+    return AgentMappingOut(
+        id=row.id,
+        match=row.match,  # only MatchKind values are stored; pydantic checks it
+        value=row.value,
+        network=row.network,
+        sites=list(row.sites),
+        roles=known_roles(row.roles),
+        created_at=row.created_at,
+        created_by=row.created_by,
+        updated_at=row.updated_at,
+        version=row.version,
+    )
+
+
+def mapping_etag(mapping: AgentMapping | AgentMappingOut) -> str:
+    return make_etag(mapping.id, mapping.version)
+
+
+def candidates(
+    *, subject: str, email: str | None, email_domain: str | None, siret: str | None
+) -> list[tuple[str, str]]:
+    """The ``(match, value)`` pairs an identity can be mapped by, most specific
+    first, in the canonical form mappings are stored in. A claim that is not
+    well formed matches nothing (it cannot equal a stored, valid value)."""
+    if email and not email_domain:
+        email_domain = email.rpartition("@")[2]
+    found: list[tuple[str, str]] = [("subject", subject)]
+    for match, value in (("email", email), ("siret", siret), ("email_domain", email_domain)):
+        if not value:
+            continue
+        try:
+            found.append((match, normalize_match_value(match, value)))
+        except ValueError:
+            continue
+    return found
+
+
+def _details(row: AgentMapping) -> dict[str, Any]:
+    # An agent's address is personal data: the event keeps its domain only
+    # (the mapping's id, the target, leads to the rest while it exists).
+    who: dict[str, Any] = (
+        {"value_domain": row.value.rpartition("@")[2]}
+        if row.match == "email"
+        else {"value": row.value}
+    )
+    return {
+        "match": row.match,
+        **who,
+        "roles": list(row.roles),
+        "network": row.network,
+        "sites": list(row.sites),
+    }
+
+
+class AgentDirectory:
+    """Resolves signed-in agents to principals; one per gateway process."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        cache_seconds: float,
+        cache_entries: int = DEFAULT_CACHE_ENTRIES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._db = db
+        self._cache: TTLCache[tuple[tuple[str, str], ...], Principal] = TTLCache(
+            ttl=cache_seconds, max_entries=cache_entries, clock=clock
+        )
+        self._generation = 0
+
+    async def principal_for(
+        self,
+        *,
+        subject: str,
+        email: str | None,
+        email_domain: str | None,
+        siret: str | None,
+        uid: str | None,
+    ) -> Principal:
+        """The agent's principal: the first mapping matching, in :data:`PRECEDENCE`.
+
+        ``uid`` (the provider's own user id) is accepted, not matched: the
+        subject already names the account, and the match kinds stay the four
+        an administrator can know. Raises :class:`StoreUnavailable` when the
+        database cannot be read.
+        """
+        del uid
+        pairs = tuple(
+            candidates(subject=subject, email=email, email_domain=email_domain, siret=siret)
+        )
+        cached = self._cache.get(pairs)
+        if cached is not MISSING:
+            return cached
+        generation = self._generation
+        try:
+            async with self._db.read_sessionmaker() as session:
+                rows = await repo.find_mappings(session, pairs)
+        except (SQLAlchemyError, OSError) as exc:
+            raise StoreUnavailable("the agent mapping database cannot be read") from exc
+        by_pair = {(r.match, r.value): r for r in rows}
+        chosen = next((by_pair[p] for p in pairs if p in by_pair), None)
+        principal = Principal(
+            subject=f"agent:{subject}",
+            kind=PrincipalKind.agent,
+            roles=known_roles(chosen.roles) if chosen is not None else [],
+            network=chosen.network if chosen is not None else None,
+            sites=list(chosen.sites) if chosen is not None else [],
+        )
+        if generation == self._generation:
+            self._cache.put(pairs, principal)
+        return principal
+
+    def forget_all(self) -> None:
+        """Drop every cached agent: any mapping change may affect any of them."""
+        self._generation += 1
+        self._cache.clear()
+
+    @property
+    def cached(self) -> int:
+        return len(self._cache)
+
+    def _forget_on_commit(self, session: AsyncSession) -> None:
+        self.forget_all()
+        after_commit(session, self.forget_all)
+
+    # --- administration (use cases; the caller's session commits) ----------------------
+
+    async def create_mapping(
+        self,
+        session: AsyncSession,
+        actor: Principal,
+        data: AgentMappingCreate,
+        *,
+        request_id: str | None = None,
+    ) -> AgentMappingOut:
+        _check(data.roles, data.network, data.sites)
+        existing = await repo.get_mapping_by(session, data.match, data.value)
+        if existing is not None:
+            raise _duplicate(data.match, existing.id)
+        stamp = now()
+        row = AgentMapping(
+            id=new_id(),
+            match=data.match,
+            value=data.value,
+            network=data.network,
+            sites=list(data.sites),
+            roles=[r.value for r in data.roles],
+            created_at=stamp,
+            created_by=actor.subject,
+            updated_at=stamp,
+            version=1,
+        )
+        try:
+            await repo.add(session, row)
+        except IntegrityError as exc:  # a concurrent create won the race
+            raise _duplicate(data.match, None) from exc
+        await audit.record(
+            session,
+            actor=actor,
+            action="agent_mapping.created",
+            target=row.id,
+            status=201,
+            request_id=request_id,
+            details=_details(row),
+        )
+        self._forget_on_commit(session)
+        return mapping_out(row)
+
+    async def list_mappings(
+        self,
+        session: AsyncSession,
+        *,
+        match: MatchKind | None = None,
+        network: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> Page[AgentMappingOut]:
+        """Mappings oldest first (ids sort by creation)."""
+        key = decode_cursor(cursor)
+        after = str(key[0]) if key else None
+        rows = await repo.list_mappings(
+            session, match=match, network=network, after=after, limit=limit + 1
+        )
+        items = [mapping_out(r) for r in rows[:limit]]
+        next_cursor = encode_cursor([rows[limit - 1].id]) if len(rows) > limit else None
+        return Page[AgentMappingOut](items=items, next_cursor=next_cursor)
+
+    async def get_mapping(self, session: AsyncSession, mapping_id: str) -> AgentMappingOut:
+        return mapping_out(await _get(session, mapping_id))
+
+    async def patch_mapping(
+        self,
+        session: AsyncSession,
+        actor: Principal,
+        mapping_id: str,
+        patch: AgentMappingPatch,
+        if_match: str | None,
+        *,
+        request_id: str | None = None,
+    ) -> AgentMappingOut:
+        """Change roles, network or sites; ``If-Match`` required (lost updates
+        of grants are silent privilege changes)."""
+        row = await _get(session, mapping_id, for_update=True)
+        check_if_match(if_match, mapping_etag(row))
+        changes = patch.model_dump(mode="json", exclude_unset=True)
+        roles = [Role(r) for r in changes.get("roles", row.roles)]
+        network: str | None = changes.get("network", row.network)
+        sites: list[str] = changes.get("sites", row.sites)
+        _check(roles, network, sites)
+        before = _details(row)
+        row.roles = [r.value for r in roles]
+        row.network = network
+        row.sites = list(sites)
+        after = _details(row)
+        if after != before:
+            row.updated_at = now()
+            row.version += 1
+            await session.flush()
+            changed = {k: after[k] for k in after if after[k] != before.get(k)}
+            await audit.record(
+                session,
+                actor=actor,
+                action="agent_mapping.updated",
+                target=row.id,
+                status=200,
+                request_id=request_id,
+                details={"match": row.match, "changes": changed},
+            )
+            self._forget_on_commit(session)
+        return mapping_out(row)
+
+    async def delete_mapping(
+        self,
+        session: AsyncSession,
+        actor: Principal,
+        mapping_id: str,
+        if_match: str | None = None,
+        *,
+        request_id: str | None = None,
+    ) -> None:
+        """Remove a mapping (``If-Match`` optional): its agents lose what it granted."""
+        row = await _get(session, mapping_id, for_update=True)
+        check_if_match(if_match, mapping_etag(row), required=False)
+        details = _details(row)
+        await repo.delete_mapping(session, row.id)
+        await audit.record(
+            session,
+            actor=actor,
+            action="agent_mapping.deleted",
+            target=mapping_id,
+            status=204,
+            request_id=request_id,
+            details=details,
+        )
+        self._forget_on_commit(session)
+
+
+def _check(roles: list[Role], network: str | None, sites: list[str]) -> None:
+    issues = grant_issues(roles=roles, network=network, sites=sites, allowed_roles=AGENT_ROLES)
+    if issues:
+        raise InvalidGrant.of(issues)
+
+
+def _duplicate(match: str, existing_id: str | None) -> DuplicateAgentMapping:
+    return DuplicateAgentMapping(
+        f"A mapping already matches this {match}; change it instead.", existing_id=existing_id
+    )
+
+
+async def _get(session: AsyncSession, mapping_id: str, *, for_update: bool = False) -> AgentMapping:
+    row = await repo.get_mapping(session, mapping_id, for_update=for_update)
+    if row is None:
+        raise AgentMappingNotFound(f"No agent mapping has the id '{mapping_id}'.")
+    return row
