@@ -24,6 +24,7 @@ from sqlalchemy import MetaData, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
+from spp_shared.kit.db import Database
 from spp_shared.kit.identity import Principal, PrincipalKind, Role
 from spp_shared.kit.migrations import upgrade
 from spp_shared.kit.settings import ASSERTION_KEY_ENV
@@ -193,3 +194,26 @@ def fresh_database_url(tmp_path: Path) -> Iterator[Callable[[str], str]]:
     yield make
     for url in made:
         drop_database(url)
+
+
+# --- gateway -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def gateway_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceDB]:
+    """The gateway's database (SQLite, or PostgreSQL with SPP_TEST_DATABASE_URL),
+    migrated once per session with its real Alembic history."""
+    from spp_gateway.models import MIGRATIONS, Base
+
+    db = migrated_db("gateway", MIGRATIONS, Base.metadata, tmp_path_factory.mktemp("gateway"))
+    yield db
+    drop_database(db.url)
+
+
+@pytest.fixture
+async def gateway_database(gateway_db: ServiceDB) -> AsyncIterator[Database]:
+    """Empty tables and a :class:`Database` on them for one test."""
+    await gateway_db.reset()
+    db = Database(gateway_db.url, pool_size=2)
+    yield db
+    await db.dispose()

@@ -27,7 +27,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from spp_gateway import GatewaySettings, create_app
 from spp_shared.kit.db import Database
 from spp_shared.kit.identity import ANONYMOUS, PRINCIPAL_STATE, Principal, PrincipalKind, Role
-from tests.conftest import ServiceDB, drop_database, migrated_db
 
 BOOTSTRAP_TOKEN = "test-bootstrap-token-0123456789"
 SERVICES = ("sites", "feedback", "indicators", "labelling")
@@ -258,26 +257,6 @@ def gateway(upstreams: dict[str, ServedApp]) -> Iterator[ServedApp]:
 
 
 # --- the gateway's own database and its admin router ----------------------------------
-
-
-@pytest.fixture(scope="session")
-def gateway_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceDB]:
-    """The gateway's database (SQLite, or PostgreSQL with SPP_TEST_DATABASE_URL),
-    migrated once per session with its real Alembic history."""
-    from spp_gateway.models import MIGRATIONS, Base
-
-    db = migrated_db("gateway", MIGRATIONS, Base.metadata, tmp_path_factory.mktemp("gateway"))
-    yield db
-    drop_database(db.url)
-
-
-@pytest.fixture
-async def gateway_database(gateway_db: ServiceDB) -> AsyncIterator[Database]:
-    """Empty tables and a :class:`Database` on them for one test."""
-    await gateway_db.reset()
-    db = Database(gateway_db.url, pool_size=2)
-    yield db
-    await db.dispose()
 
 
 PRINCIPAL_HEADER = "x-test-principal"
