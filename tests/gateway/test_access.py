@@ -156,12 +156,10 @@ async def platform(platform_factory: Any) -> Platform:
     return made
 
 
-async def audit_events(
-    gw: httpx.AsyncClient, until: Any, timeout: float = 5.0
-) -> list[dict[str, Any]]:
+async def audit_events(gw: httpx.AsyncClient, until: Any) -> list[dict[str, Any]]:
     """The audit log once ``until(events)`` holds: proxied writes are recorded
     just after their answer went out, so a reader may have to wait a moment."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + 5
     while True:
         page = await gw.get("/v1/audit-events", params={"limit": 100}, headers=ADMIN)
         assert page.status_code == 200, page.text
