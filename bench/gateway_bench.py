@@ -136,13 +136,22 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) ->
     return False
 
 
-def http(method: str, url: str, body: Any = None, token: str | None = None) -> tuple[int, Any]:
+def http(
+    method: str,
+    url: str,
+    body: Any = None,
+    token: str | None = None,
+    headers: list[str] | None = None,
+) -> tuple[int, Any]:
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, method=method)
     if data is not None:
         req.add_header("Content-Type", "application/json")
     if token:
         req.add_header("Authorization", f"Bearer {token}")
+    for header in headers or ():
+        name, _, value = header.partition(": ")
+        req.add_header(name, value)
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
             return resp.status, json.loads(resp.read() or b"null")
@@ -216,9 +225,24 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="direct+gateway pairs")
     parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up per target")
     parser.add_argument(
+        "--credential",
+        choices=["anonymous", "bootstrap", "api-key"],
+        default="api-key",
+        help="what the client sends through the gateway (api-key: a network key, looked up "
+        "in the gateway's database and cached)",
+    )
+    parser.add_argument(
         "--authenticated",
         action="store_true",
-        help="send the bootstrap token through the gateway (assertion signing path)",
+        help="same as --credential bootstrap (kept for older notes)",
+    )
+    parser.add_argument(
+        "--redis",
+        metavar="URL",
+        help="share the rate-limit counters in Redis (e.g. redis://127.0.0.1:6379/0)",
+    )
+    parser.add_argument(
+        "--no-rate-limits", action="store_true", help="turn the gateway's rate limiter off"
     )
     parser.add_argument("--no-access-log", action="store_true", help="both sides log nothing")
     parser.add_argument("--serve-minimal", action="store_true", help=argparse.SUPPRESS)
@@ -232,16 +256,26 @@ def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install -y wrk")
 
+    if args.authenticated:
+        args.credential = "bootstrap"
     workdir = Path(tempfile.mkdtemp(prefix="spp-gateway-bench-"))
     up_port, gw_port = free_port(), free_port()
+    assertion_key = "bench-" + secrets.token_hex(24)
     env = {
         **os.environ,
         "SPP_BOOTSTRAP_TOKEN": BENCH_TOKEN,
-        "SPP_ASSERTION_KEY": "bench-" + secrets.token_hex(24),
+        "SPP_ASSERTION_KEY": assertion_key,
         "SPP_GATEWAY_SITES_URL": f"http://127.0.0.1:{up_port}",
         "SPP_GATEWAY_LOG_LEVEL": "warning",
+        "SPP_GATEWAY_DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/gateway.db",
         "SPP_SITES_DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/sites.db",
+        # The limiter runs on every request but never refuses: its cost is measured.
+        "SPP_GATEWAY_RATE_LIMIT_READ": "100000000/minute",
+        "SPP_GATEWAY_RATE_LIMIT_READ_ANONYMOUS": "100000000/minute",
+        "SPP_GATEWAY_RATE_LIMITS_ENABLED": "false" if args.no_rate_limits else "true",
     }
+    if args.redis:
+        env["SPP_GATEWAY_REDIS_URL"] = args.redis
     if args.no_access_log:
         env["SPP_GATEWAY_ACCESS_LOG"] = "false"
         env["SPP_SITES_ACCESS_LOG"] = "false"
@@ -267,6 +301,12 @@ def main() -> None:
         up_cmd = [py, "-m", "spp_sites", "serve", "--migrate", "--port", str(up_port)]
         label = "spp_sites (SQLite)"
     gw_cmd = [py, "-m", "spp_gateway", "--port", str(gw_port)]
+    subprocess.run([py, "-m", "spp_gateway", "migrate"], env=env, check=True, capture_output=True)
+    # A direct call must carry what the gateway would send (services refuse
+    # calls without an assertion): an anonymous one, signed once for the run.
+    from spp_shared.kit.identity import ANONYMOUS, sign_assertion
+
+    direct_headers = [f"X-SPP-Assertion: {sign_assertion(ANONYMOUS, assertion_key, ttl=3600)}"]
 
     procs: list[subprocess.Popen[bytes]] = []
     try:
@@ -299,21 +339,34 @@ def main() -> None:
             else:
                 print(f"note: could not create a site ({status}); measuring /v1/networks/caf")
                 path = "/v1/networks/caf"
-        for base in (direct_base, gateway_base):
-            status, _ = http("GET", base + path)
+        gw_headers: list[str] = []
+        if args.credential == "bootstrap":
+            gw_headers = [f"Authorization: Bearer {BENCH_TOKEN}"]
+        elif args.credential == "api-key":
+            status, body = http(
+                "POST",
+                gateway_base + "/v1/api-keys",
+                {"name": "bench", "owner": "bench", "roles": ["network_manager"], "network": "caf"},
+                token=BENCH_TOKEN,
+            )
+            if status != 201:
+                raise SystemExit(f"could not create the bench API key ({status}): {body}")
+            gw_headers = [f"Authorization: Bearer {body['secret']}"]
+        for base, hdrs in ((direct_base, direct_headers), (gateway_base, gw_headers)):
+            status, _ = http("GET", base + path, headers=hdrs)
             if status != 200:
                 raise SystemExit(f"GET {base}{path} answered {status}")
 
         wrk = {"threads": args.threads, "connections": args.connections}
-        gw_headers = [f"Authorization: Bearer {BENCH_TOKEN}"] if args.authenticated else []
-        run_wrk(direct_base + path, seconds=args.warmup, headers=[], **wrk)
+        run_wrk(direct_base + path, seconds=args.warmup, headers=direct_headers, **wrk)
         run_wrk(gateway_base + path, seconds=args.warmup, headers=gw_headers, **wrk)
 
         print(
             f"upstream: {label}; GET {path}; wrk -t{args.threads} -c{args.connections} "
             f"-d{args.duration}s; {os.cpu_count()} CPUs; access log "
             f"{'off' if args.no_access_log else 'on'}"
-            f"{'; authenticated' if args.authenticated else ''}"
+            f"; gateway credential {args.credential}; rate limits "
+            f"{'off' if args.no_rate_limits else ('Redis' if args.redis else 'in memory')}"
         )
         print(
             f"{'round':>5} {'path':<8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}"
@@ -323,7 +376,7 @@ def main() -> None:
         proxied: list[WrkResult] = []
         for n in range(1, args.rounds + 1):
             for name, url, headers, results in (
-                ("direct", direct_base + path, [], direct),
+                ("direct", direct_base + path, direct_headers, direct),
                 ("gateway", gateway_base + path, gw_headers, proxied),
             ):
                 before = [cpu_seconds(p.pid) for p in procs]
@@ -341,7 +394,9 @@ def main() -> None:
 
         d_rps = statistics.median(r.rps for r in direct)
         g_rps = statistics.median(r.rps for r in proxied)
-        one_d = run_wrk(direct_base + path, threads=1, connections=1, seconds=3, headers=[])
+        one_d = run_wrk(
+            direct_base + path, threads=1, connections=1, seconds=3, headers=direct_headers
+        )
         one_g = run_wrk(
             gateway_base + path, threads=1, connections=1, seconds=3, headers=gw_headers
         )

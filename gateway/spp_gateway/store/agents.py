@@ -22,6 +22,7 @@ time).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -134,6 +135,7 @@ class AgentDirectory:
             ttl=cache_seconds, max_entries=cache_entries, clock=clock
         )
         self._generation = 0
+        self._pending: dict[tuple[tuple[str, str], ...], asyncio.Task[Principal]] = {}
 
     async def principal_for(
         self,
@@ -158,6 +160,15 @@ class AgentDirectory:
         cached = self._cache.get(pairs)
         if cached is not MISSING:
             return cached
+        # One read per agent at a time (see ApiKeyStore._credential).
+        pending = self._pending.get(pairs)
+        if pending is None:
+            pending = asyncio.get_running_loop().create_task(self._resolve(subject, pairs))
+            self._pending[pairs] = pending
+            pending.add_done_callback(lambda _: self._pending.pop(pairs, None))
+        return await asyncio.shield(pending)
+
+    async def _resolve(self, subject: str, pairs: tuple[tuple[str, str], ...]) -> Principal:
         generation = self._generation
         try:
             async with self._db.read_sessionmaker() as session:

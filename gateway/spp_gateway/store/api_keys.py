@@ -132,6 +132,7 @@ class ApiKeyStore:
         )
         self._resolution = timedelta(seconds=last_used_resolution)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._pending: dict[str, asyncio.Task[_Credential | None]] = {}
         # Bumped by forget(): a look-up that started before does not cache
         # what it read, which may predate the change.
         self._generation = 0
@@ -161,6 +162,17 @@ class ApiKeyStore:
         cached = self._cache.get(key_id)
         if cached is not MISSING:
             return cached
+        # One read per key at a time: when an entry expires under load, the
+        # fifty requests that notice wait for one query instead of sending fifty.
+        pending = self._pending.get(key_id)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        task = asyncio.get_running_loop().create_task(self._read_credential(key_id))
+        self._pending[key_id] = task
+        task.add_done_callback(lambda _: self._pending.pop(key_id, None))
+        return await asyncio.shield(task)
+
+    async def _read_credential(self, key_id: str) -> _Credential | None:
         generation = self._generation
         try:
             async with self._db.read_sessionmaker() as session:
