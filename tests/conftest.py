@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +19,15 @@ import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import MetaData, text
+from sqlalchemy import MetaData
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from spp_shared.kit.db import Database
 from spp_shared.kit.identity import Principal, PrincipalKind, Role
 from spp_shared.kit.migrations import upgrade
 from spp_shared.kit.settings import ASSERTION_KEY_ENV
-from tests.support import PG_URL_ENV, TEST_ASSERTION_KEY, assertion_headers, serve_asgi
+from tests.support import PG_URL_ENV, TEST_ASSERTION_KEY, ServiceDB, assertion_headers, serve_asgi
 
 # Every app and process the suite starts reads the key from the environment.
 os.environ[ASSERTION_KEY_ENV] = TEST_ASSERTION_KEY
@@ -88,32 +87,6 @@ def service_database_url(service: str, tmp_dir: Path) -> str:
         return f"sqlite+aiosqlite:///{tmp_dir / f'{service}.db'}"
     name = f"{make_url(base).database or 'test'}_spp_{service}_{os.getpid()}"
     return asyncio.run(_recreate_pg_database(base, name))
-
-
-@dataclass
-class ServiceDB:
-    url: str
-    metadata: MetaData
-    seed: Callable[[AsyncSession], Awaitable[Any]] | None = None
-
-    async def reset(self) -> None:
-        """Empty every table of the service, then load its reference data."""
-        engine = create_async_engine(self.url)
-        try:
-            async with engine.begin() as conn:
-                if conn.dialect.name == "postgresql":
-                    names = ", ".join(f'"{t.name}"' for t in self.metadata.sorted_tables)
-                    if names:
-                        await conn.execute(text(f"TRUNCATE {names} CASCADE"))
-                else:
-                    for table in reversed(self.metadata.sorted_tables):
-                        await conn.execute(table.delete())
-            if self.seed is not None:
-                async with AsyncSession(engine, expire_on_commit=False) as session:
-                    await self.seed(session)
-                    await session.commit()
-        finally:
-            await engine.dispose()
 
 
 def migrated_db(

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from sqlalchemy import MetaData, text
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from spp_shared.kit.identity import ANONYMOUS, ASSERTION_HEADER, Principal, sign_assertion
 
@@ -46,3 +50,29 @@ async def serve_asgi(app: FastAPI, *, as_gateway: bool = True) -> AsyncIterator[
             auth=AsGateway() if as_gateway else None,
         ) as client:
             yield client
+
+
+@dataclass
+class ServiceDB:
+    url: str
+    metadata: MetaData
+    seed: Callable[[AsyncSession], Awaitable[Any]] | None = None
+
+    async def reset(self) -> None:
+        """Empty every table of the service, then load its reference data."""
+        engine = create_async_engine(self.url)
+        try:
+            async with engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    names = ", ".join(f'"{t.name}"' for t in self.metadata.sorted_tables)
+                    if names:
+                        await conn.execute(text(f"TRUNCATE {names} CASCADE"))
+                else:
+                    for table in reversed(self.metadata.sorted_tables):
+                        await conn.execute(table.delete())
+            if self.seed is not None:
+                async with AsyncSession(engine, expire_on_commit=False) as session:
+                    await self.seed(session)
+                    await session.commit()
+        finally:
+            await engine.dispose()

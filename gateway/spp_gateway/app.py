@@ -22,7 +22,10 @@ from typing import Any
 import aiohttp
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from spp_gateway.admin import router as admin_router
@@ -80,6 +83,16 @@ async def _probe(session: aiohttp.ClientSession, url: str, seconds: float) -> di
         return {"status": "unreachable", "error": type(exc).__name__}
 
 
+async def _database_ready(db: Database) -> str:
+    """'ok' when the credential tables can be read (migrated, reachable)."""
+    try:
+        async with db.read_sessionmaker() as session:
+            await session.execute(text("SELECT 1 FROM api_keys WHERE 1 = 0"))
+    except (SQLAlchemyError, OSError):
+        return "unavailable"
+    return "ok"
+
+
 @dataclass
 class Parts:
     """What the gateway opens at startup and closes at shutdown."""
@@ -122,11 +135,20 @@ def _internal_app(
     app.state.agents = parts.agents
     install_problem_handlers(app)
     app.include_router(admin_router)
+
+    def own_openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = get_openapi(
+                title=app.title, version="1.0.0", routes=list(admin_router.routes)
+            )
+        return app.openapi_schema
+
     openapi_cache = OpenAPICache(
         routes,
         upstream,
         ttl=settings.openapi_cache_seconds,
         fetch_timeout=settings.readiness_timeout,
+        local=own_openapi,
     )
 
     @app.get("/healthz")
@@ -147,11 +169,13 @@ def _internal_app(
             )
         )
         services = dict(zip(names, results, strict=True))
-        ready = all(r["status"] == "ok" for r in services.values())
+        database = await _database_ready(parts.db)
+        ready = database == "ok" and all(r["status"] == "ok" for r in services.values())
         return JSONResponse(
             {
                 "status": "ok" if ready else "unavailable",
                 "service": SERVICE_NAME,
+                "database": database,
                 "services": services,
             },
             status_code=200 if ready else 503,

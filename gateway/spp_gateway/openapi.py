@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import aiohttp
 import orjson
 
-from spp_gateway.routes import RouteTable, route_key
+from spp_gateway.routes import LOCAL, RouteTable, route_key
 from spp_gateway.upstream import UpstreamClient
 
 COMPONENTS_REF = "#/components/"
@@ -199,8 +199,10 @@ class OpenAPICache:
         ttl: float,
         fetch_timeout: float,
         degraded_ttl: float = 5.0,
+        local: Callable[[], JSONDict] | None = None,
     ) -> None:
         self.routes = routes
+        self.local = local  # the gateway's own resources (API keys, mappings, audit)
         self.upstream = upstream
         self.ttl = ttl
         self.degraded_ttl = min(degraded_ttl, ttl)
@@ -231,6 +233,8 @@ class OpenAPICache:
             upstreams = list(self.routes.upstreams.values())
             fetched = await asyncio.gather(*(self._fetch(u.base_url) for u in upstreams))
             docs = {u.name: doc for u, doc in zip(upstreams, fetched, strict=True)}
+            if self.local is not None:
+                docs[LOCAL] = self.local()
             merged = merge_openapi(docs, self.routes)
             self._body = orjson.dumps(merged)
             degraded = bool(merged["info"]["x-unavailable-services"])

@@ -51,6 +51,7 @@ def platform(fresh_database_url: Callable[[str], str], tmp_path: Path) -> Iterat
     env = dict(os.environ)
     env.update(
         SPP_SITES_DATABASE_URL=fresh_database_url("e2e_sites"),
+        SPP_GATEWAY_DATABASE_URL=fresh_database_url("e2e_gateway"),
         SPP_BOOTSTRAP_TOKEN=TOKEN,
         SPP_GATEWAY_SITES_URL=f"http://127.0.0.1:{sites_port}",
         # The other services are not started: the gateway must say so, not hang.
@@ -59,6 +60,13 @@ def platform(fresh_database_url: Callable[[str], str], tmp_path: Path) -> Iterat
         SPP_GATEWAY_LABELLING_URL=f"http://127.0.0.1:{free_port()}",
     )
     log = (tmp_path / "e2e.log").open("wb")
+    subprocess.run(
+        [sys.executable, "-m", "spp_gateway", "migrate"],
+        env=env,
+        check=True,
+        stdout=log,
+        stderr=log,
+    )
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "spp_sites", "serve", "--migrate", "--port", str(sites_port)],

@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from spp_gateway import GatewaySettings, create_app
 from spp_shared.kit.db import Database
 from spp_shared.kit.identity import ANONYMOUS, PRINCIPAL_STATE, Principal, PrincipalKind, Role
+from tests.support import ServiceDB
 
 BOOTSTRAP_TOKEN = "test-bootstrap-token-0123456789"
 SERVICES = ("sites", "feedback", "indicators", "labelling")
@@ -250,8 +251,10 @@ def serve_gateway(settings: GatewaySettings) -> ServedApp:
 
 
 @pytest.fixture(scope="session")
-def gateway(upstreams: dict[str, ServedApp]) -> Iterator[ServedApp]:
-    served = serve_gateway(gateway_settings({n: u.url for n, u in upstreams.items()}))
+def gateway(upstreams: dict[str, ServedApp], gateway_db: ServiceDB) -> Iterator[ServedApp]:
+    served = serve_gateway(
+        gateway_settings({n: u.url for n, u in upstreams.items()}, database_url=gateway_db.url)
+    )
     yield served
     served.stop()
 

@@ -466,3 +466,10 @@ async def test_every_answer_carries_the_security_headers(platform_factory: Any) 
         headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
     )
     assert "access-control-allow-origin" not in stranger.headers
+
+
+async def test_the_gateway_describes_and_checks_its_own_resources(platform: Platform) -> None:
+    spec = (await platform.gateway.get("/openapi.json")).json()
+    assert {"/v1/api-keys", "/v1/agent-mappings", "/v1/audit-events"} <= set(spec["paths"])
+    ready = (await platform.gateway.get("/readyz")).json()
+    assert ready["database"] == "ok"

@@ -21,7 +21,7 @@ from spp_shared.contracts.access import AGENT_ROLES, API_KEY_ROLES, grant_issues
 from spp_shared.kit.db import Database
 from spp_shared.kit.identity import PrincipalKind, Role
 from spp_shared.kit.permissions import Action
-from tests.conftest import ServiceDB
+from tests.support import ServiceDB
 
 from .conftest import Admin, as_principal
 

@@ -10,9 +10,8 @@ import orjson
 import pytest
 from fastapi import FastAPI
 
-from tests.conftest import ServiceDB
 from tests.sites.test_import import NDJSON, PROBLEM, count_sites, post_import
-from tests.support import serve_asgi
+from tests.support import ServiceDB, serve_asgi
 
 pytestmark = pytest.mark.anyio
 
