@@ -65,6 +65,9 @@ def _stop(signum: int, frame: object) -> None:
 
 def main() -> int:
     signal.signal(signal.SIGTERM, _stop)
+    # A shell starting us in the background ignores SIGINT for us; Ctrl-C or
+    # `kill -INT` must still stop the whole platform cleanly.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     busy = [p for p in [*SERVICES.values(), GATEWAY_PORT, OIDC_PORT] if port_taken(p)]
     if busy:
         print(f"ports already in use: {busy}; is the platform already running?", file=sys.stderr)

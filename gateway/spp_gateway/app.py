@@ -228,7 +228,7 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
             last_used_resolution=settings.last_used_resolution_seconds,
         ),
         agents=AgentDirectory(db, cache_seconds=settings.credential_cache_seconds),
-        limiter=RateLimiter.from_settings(settings),
+        limiter=RateLimiter.from_settings(settings, key_prefix=settings.rate_limit_key_prefix),
     )
     auth = Authenticator(
         bootstrap_token=(

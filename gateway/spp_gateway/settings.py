@@ -68,6 +68,14 @@ class GatewaySettings(BaseSettings):
         description="Seconds a rate-limit call to Redis may take; past it the request is "
         "let through (the limiter fails open).",
     )
+    rate_limit_key_prefix: str = Field(
+        default="spp:ratelimit",
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9:_.-]+$",
+        description="Prefix of the counters in Redis: one per platform (environment) sharing "
+        "a Redis server, the same for every gateway replica of that platform.",
+    )
     rate_limits_enabled: bool = Field(
         default=True, description="Off: no rate limiting and no RateLimit headers."
     )

@@ -66,7 +66,7 @@ def _redis_up() -> bool:
 async def redis_prefix() -> AsyncIterator[str]:
     """A key prefix of this test's own; its keys (and only they) are deleted after."""
     if not _redis_up():
-        pytest.skip(f"no Redis on {REDIS_HOST}:{REDIS_PORT}")
+        pytest.fail(f"no Redis on {REDIS_HOST}:{REDIS_PORT} (.ci/run starts one)")
     prefix = f"spp-test:{uuid.uuid4().hex}"
     yield prefix
     client: Any = coredis.Redis(host=REDIS_HOST, port=REDIS_PORT)
