@@ -40,6 +40,7 @@ import pytest
 
 from spp_shared.kit.errors import PROBLEM_MEDIA_TYPE
 from spp_shared.kit.identity import Principal, PrincipalKind, Role, sign_assertion
+from tests.e2e.processes import free_port, stop, wait_ready
 from tests.support import assertion_headers
 
 pytestmark = pytest.mark.e2e
@@ -75,48 +76,12 @@ LOOKUP = {"refs": [{"network": "caf", "external_code": "CAF69-LYON3"}]}
 # --- processes --------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def redis_up() -> bool:
     try:
         with socket.create_connection((REDIS_HOST, REDIS_PORT), timeout=0.5):
             return True
     except OSError:
         return False
-
-
-def log_tail(log: Path, lines: int = 40) -> str:
-    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}:\n{log_tail(log)}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} not ready in {timeout}s:\n{log_tail(log)}")
-
-
-def stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.terminate()
-    for p in procs:
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(timeout=5)
 
 
 # --- rate-limit counters in the shared Redis --------------------------------------
