@@ -16,12 +16,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
-from pydantic import AwareDatetime
 
 from spp_gateway.store import audit
 from spp_gateway.store.agents import AgentDirectory, mapping_etag
 from spp_gateway.store.api_keys import ApiKeyStore
 from spp_shared.contracts.access import (
+    NO_CONTROL_CHARACTERS,
     AgentMappingCreate,
     AgentMappingOut,
     AgentMappingPatch,
@@ -30,6 +30,7 @@ from spp_shared.contracts.access import (
     ApiKeyOut,
     AuditEventOut,
     MatchKind,
+    UtcDatetime,
 )
 from spp_shared.contracts.types import NetworkCode
 from spp_shared.kit.db import ReadSessionDep, SessionDep
@@ -106,7 +107,7 @@ async def list_api_keys(
     store: ApiKeysDep,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
-    owner: Annotated[str | None, Query(max_length=200)] = None,
+    owner: Annotated[str | None, Query(max_length=200, pattern=NO_CONTROL_CHARACTERS)] = None,
     network: Annotated[NetworkCode | None, Query()] = None,
     include_revoked: Annotated[bool, Query(description="Also list revoked keys.")] = False,
 ) -> Page[ApiKeyOut]:
@@ -292,13 +293,23 @@ async def list_audit_events(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
     actor: Annotated[
-        str | None, Query(max_length=300, description='"api_key:<id>", "agent:<sub>"...')
+        str | None,
+        Query(
+            max_length=300,
+            pattern=NO_CONTROL_CHARACTERS,
+            description='"api_key:<id>", "agent:<sub>"...',
+        ),
     ] = None,
     action: Annotated[
-        str | None, Query(max_length=64, description='"api_key.created", "request"...')
+        str | None,
+        Query(
+            max_length=64,
+            pattern=NO_CONTROL_CHARACTERS,
+            description='"api_key.created", "request"...',
+        ),
     ] = None,
-    since: Annotated[AwareDatetime | None, Query(description="From this time on.")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="Before this time.")] = None,
+    since: Annotated[UtcDatetime | None, Query(description="From this time on.")] = None,
+    until: Annotated[UtcDatetime | None, Query(description="Before this time.")] = None,
 ) -> Page[AuditEventOut]:
     return await audit.list_events(
         session, actor=actor, action=action, since=since, until=until, cursor=cursor, limit=limit

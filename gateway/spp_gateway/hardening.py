@@ -5,7 +5,9 @@
   headers that advertise the software behind.
 * :class:`RequestBounds` refuses what no route needs before anything reads
   it: oversized header blocks (431), request targets (414) and bodies (413),
-  the last by Content-Length up front or by counting a streamed body.
+  the last by Content-Length up front or by counting a streamed body, and
+  control characters in the path or query string (400, as the services do:
+  the gateway's own resources read its database, where NUL is a 500).
 * :func:`cors` lets the ministry front-ends, and only them, call from a browser.
 
 Problem answers name what is wrong and the limit, never a header's value.
@@ -27,6 +29,7 @@ from spp_gateway.policy import RouteGroup, classify
 from spp_gateway.routes import API_PREFIX
 from spp_gateway.settings import GatewaySettings
 from spp_shared.kit.errors import PROBLEM_MEDIA_TYPE, problem_body
+from spp_shared.kit.guards import has_control_characters
 
 DOCS_PATH = "/docs"
 
@@ -296,6 +299,16 @@ class RequestBounds:
                 f"The path and query string are {target} bytes long, more than the limit "
                 f"of {self.max_url_bytes} bytes.",
                 limit_bytes=self.max_url_bytes,
+            )
+            return
+        if has_control_characters(raw_path, query):
+            await _send_problem(
+                send,
+                scope,
+                400,
+                "bad-request",
+                "Bad request",
+                "The path or the query string contains control characters.",
             )
             return
 

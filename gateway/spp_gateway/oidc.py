@@ -30,6 +30,10 @@ _SIGNING_KTY = frozenset({"RSA", "EC", "OKP"})
 _MAX_DOCUMENT = 1 << 20  # a JWKS or discovery document is a few KB
 _JWT_SHAPE = re.compile(rb"[A-Za-z0-9_-]+={0,2}\.[A-Za-z0-9_-]+={0,2}\.[A-Za-z0-9_-]*={0,2}")
 _SIRET = re.compile(r"[0-9]{14}")
+# OIDC Core §2: sub is at most 255 ASCII characters. Anything else cannot be
+# an account's id; it would go into the assertion, the audit log and the
+# mapping look-up (PostgreSQL refuses NUL: a 503 for a signed-in agent).
+_SUBJECT = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?")
 
 _REASONS = (
     # Ordered subclass first: InvalidSignatureError is a DecodeError.
@@ -259,8 +263,16 @@ def _reason(exc: BaseException) -> str:
 
 
 def _identity(claims: dict[str, Any]) -> AgentIdentity:
+    subject = claims["sub"]
+    if not isinstance(subject, str) or _SUBJECT.fullmatch(subject) is None:
+        raise InvalidToken("malformed")
     email = claims.get("email")
     if not isinstance(email, str) or not email:
+        email = None
+    # An address the provider says it has not verified proves nothing: it
+    # must not match an e-mail or e-mail domain mapping. (Providers that do
+    # not send the claim, ProConnect's federation among them, vouch for it.)
+    if claims.get("email_verified") in (False, "false"):
         email = None
     domain = email.rpartition("@")[2].lower() if email and "@" in email else None
     siret = claims.get("siret")
@@ -269,7 +281,7 @@ def _identity(claims: dict[str, Any]) -> AgentIdentity:
     if isinstance(uid, int) and not isinstance(uid, bool):
         uid = str(uid)
     return AgentIdentity(
-        subject=claims["sub"],
+        subject=subject,
         email=email,
         email_domain=domain or None,
         siret=siret if siret is not None and _SIRET.fullmatch(siret) else None,

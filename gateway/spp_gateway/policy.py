@@ -98,9 +98,18 @@ def _check_origins(origins: list[str]) -> list[str]:
         # Starlette compares the Origin header as an exact string, and browsers
         # send it lower-cased, without a path or a trailing slash.
         parts = urlsplit(origin.strip().removesuffix("/"))
+        try:
+            parts.port  # noqa: B018 - raises on a port out of range or not a number
+            valid_port = True
+        except ValueError:
+            valid_port = False
         if (
             parts.scheme not in ("http", "https")
             or not parts.hostname
+            # "https://*.gouv.fr" would be compared as that very string: it
+            # allows no browser at all, whatever its author believed.
+            or "*" in parts.netloc
+            or not valid_port
             or parts.username is not None
             or parts.path
             or parts.query

@@ -39,16 +39,18 @@ from spp_gateway.store.cache import MISSING, TTLCache
 from spp_gateway.store.errors import (
     AgentMappingNotFound,
     DuplicateAgentMapping,
+    GrantBeyondCaller,
     InvalidGrant,
     StoreUnavailable,
 )
-from spp_gateway.store.keys import new_id
+from spp_gateway.store.keys import is_row_id, new_id
 from spp_shared.contracts.access import (
     AGENT_ROLES,
     AgentMappingCreate,
     AgentMappingOut,
     AgentMappingPatch,
     MatchKind,
+    escalation_issues,
     grant_issues,
     normalize_match_value,
 )
@@ -91,8 +93,13 @@ def candidates(
     well formed matches nothing (it cannot equal a stored, valid value)."""
     if email and not email_domain:
         email_domain = email.rpartition("@")[2]
-    found: list[tuple[str, str]] = [("subject", subject)]
-    for match, value in (("email", email), ("siret", siret), ("email_domain", email_domain)):
+    found: list[tuple[str, str]] = []
+    for match, value in (
+        ("subject", subject),
+        ("email", email),
+        ("siret", siret),
+        ("email_domain", email_domain),
+    ):
         if not value:
             continue
         try:
@@ -163,9 +170,15 @@ class AgentDirectory:
         # One read per agent at a time (see ApiKeyStore._credential).
         pending = self._pending.get(pairs)
         if pending is None:
-            pending = asyncio.get_running_loop().create_task(self._resolve(subject, pairs))
-            self._pending[pairs] = pending
-            pending.add_done_callback(lambda _: self._pending.pop(pairs, None))
+            task = asyncio.get_running_loop().create_task(self._resolve(subject, pairs))
+            self._pending[pairs] = pending = task
+
+            def done(_: asyncio.Task[Principal]) -> None:
+                # forget_all() may have replaced this read by a newer one: keep that.
+                if self._pending.get(pairs) is task:
+                    del self._pending[pairs]
+
+            task.add_done_callback(done)
         return await asyncio.shield(pending)
 
     async def _resolve(self, subject: str, pairs: tuple[tuple[str, str], ...]) -> Principal:
@@ -189,9 +202,14 @@ class AgentDirectory:
         return principal
 
     def forget_all(self) -> None:
-        """Drop every cached agent: any mapping change may affect any of them."""
+        """Drop every cached agent: any mapping change may affect any of them.
+
+        Reads in flight are dropped too: they may predate the change, and a
+        sign-in arriving now must read the mappings as they are.
+        """
         self._generation += 1
         self._cache.clear()
+        self._pending.clear()
 
     @property
     def cached(self) -> int:
@@ -212,6 +230,7 @@ class AgentDirectory:
         request_id: str | None = None,
     ) -> AgentMappingOut:
         _check(data.roles, data.network, data.sites)
+        _ensure_within(actor, data.roles, data.network, data.sites, what="grant these roles")
         existing = await repo.get_mapping_by(session, data.match, data.value)
         if existing is not None:
             raise _duplicate(data.match, existing.id)
@@ -285,6 +304,7 @@ class AgentDirectory:
         network: str | None = changes.get("network", row.network)
         sites: list[str] = changes.get("sites", row.sites)
         _check(roles, network, sites)
+        _ensure_within(actor, roles, network, sites, what="grant these roles")
         before = _details(row)
         row.roles = [r.value for r in roles]
         row.network = network
@@ -345,7 +365,18 @@ def _duplicate(match: str, existing_id: str | None) -> DuplicateAgentMapping:
     )
 
 
+def _ensure_within(
+    actor: Principal, roles: list[Role], network: str | None, sites: list[str], *, what: str
+) -> None:
+    beyond = escalation_issues(actor, roles=roles, network=network, sites=sites)
+    if beyond:
+        raise GrantBeyondCaller.of(beyond, what=what)
+
+
 async def _get(session: AsyncSession, mapping_id: str, *, for_update: bool = False) -> AgentMapping:
+    if not is_row_id(mapping_id):
+        # Not queried nor echoed: it may hold what PostgreSQL refuses (NUL).
+        raise AgentMappingNotFound("No agent mapping has the id you sent.")
     row = await repo.get_mapping(session, mapping_id, for_update=for_update)
     if row is None:
         raise AgentMappingNotFound(f"No agent mapping has the id '{mapping_id}'.")

@@ -27,14 +27,29 @@ from spp_gateway.models import ApiKey
 from spp_gateway.store import audit
 from spp_gateway.store import repository as repo
 from spp_gateway.store.cache import MISSING, TTLCache
-from spp_gateway.store.errors import ApiKeyNotFound, ApiKeyRevoked, InvalidGrant, StoreUnavailable
-from spp_gateway.store.keys import hash_key, key_matches, key_prefix, new_key, new_key_id, parse_key
+from spp_gateway.store.errors import (
+    ApiKeyNotFound,
+    ApiKeyRevoked,
+    GrantBeyondCaller,
+    InvalidGrant,
+    StoreUnavailable,
+)
+from spp_gateway.store.keys import (
+    hash_key,
+    is_key_id,
+    key_matches,
+    key_prefix,
+    new_key,
+    new_key_id,
+    parse_key,
+)
 from spp_gateway.store.paging import after_time_cursor, time_cursor
 from spp_shared.contracts.access import (
     API_KEY_ROLES,
     ApiKeyCreate,
     ApiKeyCreated,
     ApiKeyOut,
+    escalation_issues,
     grant_issues,
 )
 from spp_shared.kit.db import Database
@@ -123,7 +138,13 @@ class ApiKeyStore:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._db = db
-        self._cache: TTLCache[str, _Credential | None] = TTLCache(
+        self._cache: TTLCache[str, _Credential] = TTLCache(
+            ttl=cache_seconds, max_entries=cache_entries, clock=clock
+        )
+        # Ids no key has, apart: anyone can present as many of those as they
+        # like, and in the same cache they would push the real keys out (each
+        # real key's next request a database read again).
+        self._unknown: TTLCache[str, bool] = TTLCache(
             ttl=cache_seconds, max_entries=cache_entries, clock=clock
         )
         # Keys whose last use was written less than a resolution ago (here).
@@ -162,6 +183,8 @@ class ApiKeyStore:
         cached = self._cache.get(key_id)
         if cached is not MISSING:
             return cached
+        if self._unknown.get(key_id) is not MISSING:
+            return None
         # One read per key at a time: when an entry expires under load, the
         # fifty requests that notice wait for one query instead of sending fifty.
         pending = self._pending.get(key_id)
@@ -169,7 +192,13 @@ class ApiKeyStore:
             return await asyncio.shield(pending)
         task = asyncio.get_running_loop().create_task(self._read_credential(key_id))
         self._pending[key_id] = task
-        task.add_done_callback(lambda _: self._pending.pop(key_id, None))
+
+        def done(_: asyncio.Task[_Credential | None]) -> None:
+            # forget() may have replaced this read by a newer one: keep that.
+            if self._pending.get(key_id) is task:
+                del self._pending[key_id]
+
+        task.add_done_callback(done)
         return await asyncio.shield(task)
 
     async def _read_credential(self, key_id: str) -> _Credential | None:
@@ -190,7 +219,10 @@ class ApiKeyStore:
             else None
         )
         if generation == self._generation:
-            self._cache.put(key_id, credential)
+            if credential is None:
+                self._unknown.put(key_id, True)
+            else:
+                self._cache.put(key_id, credential)
         return credential
 
     def _touch(self, key_id: str, moment: datetime) -> None:
@@ -213,9 +245,17 @@ class ApiKeyStore:
             log.warning("api_key_last_used_not_recorded", key_id=key_id, error=type(exc).__name__)
 
     def forget(self, key_id: str) -> None:
-        """Drop ``key_id`` from the cache: the next request reads the database."""
+        """Drop ``key_id`` from the cache: the next request reads the database.
+
+        A read still in flight is dropped too: it may have read the row before
+        the change, and a request arriving now must not wait for it and be
+        answered with what it read (a revoked key let in after the revocation
+        was answered).
+        """
         self._generation += 1
         self._cache.pop(key_id)
+        self._unknown.pop(key_id)
+        self._pending.pop(key_id, None)
 
     async def close(self) -> None:
         """Wait for the last-used writes still running (call before disposing the db)."""
@@ -254,6 +294,11 @@ class ApiKeyStore:
         )
         if issues:
             raise InvalidGrant.of(issues)
+        beyond = escalation_issues(
+            actor, roles=data.roles, network=data.network, sites=data.sites, scopes=data.scopes
+        )
+        if beyond:
+            raise GrantBeyondCaller.of(beyond, what="create this key")
         key_id = new_key_id()
         secret = new_key(key_id)
         row = ApiKey(
@@ -330,6 +375,17 @@ class ApiKeyStore:
         row = await _get(session, key_id, for_update=True)
         if row.revoked_at is not None:
             raise ApiKeyRevoked(f"The API key '{key_id}' is revoked; create a new one.")
+        # The answer hands the caller a working secret of this key: as much
+        # as creating it would.
+        beyond = escalation_issues(
+            actor,
+            roles=known_roles(row.roles),
+            network=row.network,
+            sites=row.sites,
+            scopes=row.scopes,
+        )
+        if beyond:
+            raise GrantBeyondCaller.of(beyond, what="rotate this key")
         secret = new_key(key_id)
         row.secret_hash = hash_key(secret)
         row.rotated_at = now()
@@ -377,6 +433,15 @@ class ApiKeyStore:
 
 
 async def _get(session: AsyncSession, key_id: str, *, for_update: bool = False) -> ApiKey:
+    if not is_key_id(key_id):
+        # Never echoed, never queried: it may be a whole key pasted by mistake
+        # (a credential in the answer), or hold what PostgreSQL refuses (NUL).
+        hint = (
+            "name a key by its id (the 12 characters after 'spp_'), never by the key itself"
+            if parse_key(key_id) is not None
+            else "an id is 12 characters, a-z and 2-7"
+        )
+        raise ApiKeyNotFound(f"No API key has the id you sent ({hint}).")
     row = await repo.get_api_key(session, key_id, for_update=for_update)
     if row is None:
         raise ApiKeyNotFound(f"No API key has the id '{key_id}'.")

@@ -38,17 +38,24 @@ _FORBIDDEN_NAMES = ("secret", "hash", "password", "token", "authorization", "coo
 _KEY_IN_TEXT = re.compile(r"(spp_[a-z2-7]{12})_[A-Za-z0-9_-]{43}")
 _EMAIL_IN_TEXT = re.compile(r"[^\s@\"'<>]+@[^\s@\"'<>]+\.[A-Za-z]{2,}")
 _MAX_DEPTH = 4
+# PostgreSQL refuses NUL in text: an actor or a path holding one would make
+# the event's insert fail, and the event be dropped (an unaudited request).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _printable(text: str) -> str:
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode(), text)
 
 
 def scrub(value: Any, depth: int = 0) -> Any:
     """``value`` without credentials or e-mail addresses (see the module's docstring)."""
     if isinstance(value, str):
-        return _EMAIL_IN_TEXT.sub("[e-mail]", _KEY_IN_TEXT.sub(r"\1_[redacted]", value))
+        return _printable(_EMAIL_IN_TEXT.sub("[e-mail]", _KEY_IN_TEXT.sub(r"\1_[redacted]", value)))
     if depth >= _MAX_DEPTH:
         return None
     if isinstance(value, dict):
         return {
-            str(k): scrub(v, depth + 1)
+            _printable(str(k)): scrub(v, depth + 1)
             for k, v in value.items()
             if not any(bad in str(k).lower() for bad in _FORBIDDEN_NAMES)
         }
@@ -75,12 +82,12 @@ def _event(
     return AuditEvent(
         id=new_id(),
         at=datetime.now(UTC),
-        actor=actor.subject[:ACTOR_LENGTH],
+        actor=_printable(actor.subject)[:ACTOR_LENGTH],
         actor_kind=actor.kind.value,
         action=action,
         target=scrub(target)[:TARGET_LENGTH] if target is not None else None,
         status=status,
-        request_id=request_id[:128] if request_id else None,
+        request_id=_printable(request_id)[:128] if request_id else None,
         details=scrub(details or {}),
     )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from spp_shared.contracts.access import FieldIssue
-from spp_shared.kit.errors import Conflict, NotFound, ValidationProblem
+from spp_shared.kit.errors import Conflict, Forbidden, NotFound, ValidationProblem
 
 
 class StoreUnavailable(Exception):
@@ -43,5 +43,19 @@ class InvalidGrant(ValidationProblem):
         fields = ", ".join(sorted({i.field for i in issues}))
         return cls(
             f"Invalid fields: {fields}",
+            errors=[{"location": "body", "field": i.field, "reason": i.reason} for i in issues],
+        )
+
+
+class GrantBeyondCaller(Forbidden):
+    """A credential narrowed by scopes tried to hand out one that reaches further."""
+
+    type_ = "grant-beyond-caller"
+    title = "The grant reaches beyond your own credential"
+
+    @classmethod
+    def of(cls, issues: list[FieldIssue], *, what: str) -> GrantBeyondCaller:
+        return cls(
+            f"Your credential may not {what}: " + "; ".join(i.reason for i in issues) + ".",
             errors=[{"location": "body", "field": i.field, "reason": i.reason} for i in issues],
         )

@@ -23,6 +23,7 @@ ID_LENGTH = 12
 SECRET_LENGTH = 43  # len(secrets.token_urlsafe(32))
 KEY_LENGTH = len(KEY_PREFIX) + ID_LENGTH + 1 + SECRET_LENGTH
 _KEY_RE = re.compile(rf"spp_([a-z2-7]{{{ID_LENGTH}}})_[A-Za-z0-9_-]{{{SECRET_LENGTH}}}")
+_ID_RE = re.compile(rf"[a-z2-7]{{{ID_LENGTH}}}")
 
 
 def new_key_id() -> str:
@@ -53,6 +54,11 @@ def parse_key(text: str) -> tuple[str, str] | None:
     return (match.group(1), text) if match is not None else None
 
 
+def is_key_id(text: str) -> bool:
+    """Whether ``text`` has the shape of a key id (what the admin API names keys by)."""
+    return _ID_RE.fullmatch(text) is not None
+
+
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode("ascii")).hexdigest()
 
@@ -63,6 +69,14 @@ def key_matches(stored_hash: str, key: str) -> bool:
 
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+_ID_ROW = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
+
+
+def is_row_id(text: str) -> bool:
+    """Whether ``text`` has the shape of an id made by :func:`new_id`."""
+    return _ID_ROW.fullmatch(text) is not None
 
 
 def new_id() -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from spp_shared.kit.pagination import InvalidCursor, decode_cursor, encode_cursor
 
@@ -18,8 +18,11 @@ def after_time_cursor(cursor: str | None) -> tuple[datetime, str] | None:
     try:
         at_text, row_id = key
         at = datetime.fromisoformat(at_text)
-    except (TypeError, ValueError) as exc:
+        # Only UTC times are issued; another offset may have no UTC
+        # equivalent (year 9999 at -01:00), which the column cannot bind.
+        if at.tzinfo is None or not isinstance(row_id, str):
+            raise ValueError("not an issued cursor")
+        at = at.astimezone(UTC)
+    except (TypeError, ValueError, OverflowError) as exc:
         raise InvalidCursor("The cursor is not one this API issued.") from exc
-    if at.tzinfo is None or not isinstance(row_id, str):
-        raise InvalidCursor("The cursor is not one this API issued.")
     return at, row_id

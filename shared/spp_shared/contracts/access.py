@@ -10,10 +10,11 @@ naming the field.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, NamedTuple, TypeVar
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -25,8 +26,8 @@ from pydantic import (
 
 from spp_shared.contracts.sites import ExternalCode, Strict, single_line
 from spp_shared.contracts.types import NetworkCode, normalize_email, normalize_siret
-from spp_shared.kit.identity import Role
-from spp_shared.kit.permissions import MATRIX, Action
+from spp_shared.kit.identity import Principal, PrincipalKind, Role
+from spp_shared.kit.permissions import MATRIX, Action, Scope, grant
 
 # --- roles each credential may carry ------------------------------------------
 
@@ -50,6 +51,24 @@ Owner = Annotated[
 SiteKey = Annotated[ExternalCode, Field(description="A site id or an SP+ structure code.")]
 
 T = TypeVar("T")
+
+
+def _in_utc(value: datetime) -> datetime:
+    # 9999-12-31T23:59:59-01:00 is a valid aware datetime with no UTC
+    # equivalent: the database columns store UTC, so it must be refused here
+    # (422), not by an OverflowError when the value is bound (500).
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("date out of range once converted to UTC") from None
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+"""An aware datetime, converted to UTC (refused when UTC cannot hold it)."""
+
+# Query text compared with stored columns: PostgreSQL refuses NUL outright
+# (a 500 on a filter), and no stored value holds a control character.
+NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f]*$"
 
 
 def _unique(values: Sequence[T]) -> list[T]:
@@ -115,6 +134,68 @@ def grant_issues(
     return issues
 
 
+_WIDTH = {Scope.any: 3, Scope.network: 2, Scope.site: 1, Scope.own: 0}
+
+
+def _covers(actor: Principal, mine: Scope, grantee: Principal, theirs: Scope) -> bool:
+    """Whether ``actor``'s grant ``mine`` reaches at least as far as ``theirs``."""
+    if mine is Scope.any:
+        return True
+    if _WIDTH[theirs] > _WIDTH[mine] or theirs is Scope.own:
+        return False
+    if mine is Scope.network:
+        return actor.network is not None and grantee.network == actor.network and not grantee.sites
+    if mine is Scope.site and actor.sites:
+        return bool(grantee.sites) and set(grantee.sites) <= set(actor.sites)
+    return actor.network is not None and grantee.network == actor.network and not grantee.sites
+
+
+def escalation_issues(
+    actor: Principal,
+    *,
+    roles: Iterable[Role],
+    network: str | None,
+    sites: Sequence[str],
+    scopes: Iterable[str] = (),
+) -> list[FieldIssue]:
+    """What a grant would allow that ``actor`` itself may not (empty: nothing).
+
+    Scopes narrow a credential; handing out (or recovering by rotation) a
+    credential that reaches further would undo that: an admin key scoped to
+    ``api-keys:manage`` must not mint an unscoped admin key, nor an admin key
+    scoped to ``agent-mappings:manage`` make someone an unscoped admin. Every
+    non-public action the grant allows must be allowed to ``actor`` at least
+    as far. The unscoped administrators (bootstrap token, command line,
+    unscoped admin keys and agents) are never refused.
+    """
+    grantee = Principal(
+        subject="grantee",
+        kind=PrincipalKind.api_key,
+        roles=list(roles),
+        scopes=list(scopes),
+        network=network,
+        sites=list(sites),
+    )
+    beyond: list[str] = []
+    for action, row in MATRIX.items():
+        if Role.public in row:
+            continue
+        theirs = grant(grantee, action)
+        if theirs is None:
+            continue
+        mine = grant(actor, action)
+        if mine is None or not _covers(actor, mine, grantee, theirs):
+            beyond.append(action.value)
+    if not beyond:
+        return []
+    return [
+        FieldIssue(
+            "roles",
+            f"this grant allows {', '.join(beyond)}, beyond what your own credential allows",
+        )
+    ]
+
+
 # --- API keys -------------------------------------------------------------------
 
 
@@ -129,7 +210,7 @@ class ApiKeyCreate(Strict):
     )
     network: NetworkCode | None = None
     sites: list[SiteKey] = Field(default_factory=list, max_length=MAX_SITES)
-    expires_at: AwareDatetime | None = Field(
+    expires_at: UtcDatetime | None = Field(
         default=None, description="When the key stops working (with a timezone); none: never."
     )
 

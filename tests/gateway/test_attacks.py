@@ -1,0 +1,553 @@
+"""Attacks on the gateway's identity and access layer that once worked.
+
+Each test is the regression test of one problem found by a security review:
+it replays the attack (through a real gateway over HTTP when the path
+matters, or on the store when a race needs pinning down) and checks the
+answer. The database is the suite's (SQLite, or PostgreSQL with
+SPP_TEST_DATABASE_URL: several of these were 500s on PostgreSQL only).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import httpx
+import jwt
+import orjson
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from fastapi import FastAPI
+from pydantic import ValidationError
+from sqlalchemy import event, select
+
+from spp_gateway import GatewaySettings, create_app
+from spp_gateway.models import AuditEvent
+from spp_gateway.oidc import InvalidToken, OidcConfig, OidcVerifier
+from spp_gateway.store import AgentDirectory, ApiKeyStore, record_request, repository
+from spp_gateway.store import api_keys as api_keys_module
+from spp_gateway.store.keys import new_key, new_key_id
+from spp_shared.contracts.access import (
+    AgentMappingCreate,
+    AgentMappingPatch,
+    ApiKeyCreate,
+    escalation_issues,
+)
+from spp_shared.kit.db import Database
+from spp_shared.kit.errors import Forbidden
+from spp_shared.kit.identity import Principal, PrincipalKind, Role
+from spp_shared.kit.permissions import Action
+
+from .conftest import BOOTSTRAP_TOKEN, Admin, ServedApp, as_principal
+
+pytestmark = pytest.mark.anyio
+
+ISSUER = "https://idp.attacks.test"
+AUDIENCE = "spp-attack-tests"
+KID = "attack-key-1"
+BOOTSTRAP = {"Authorization": f"Bearer {BOOTSTRAP_TOKEN}"}
+ADMIN = Principal(
+    subject="bootstrap-admin", kind=PrincipalKind.bootstrap, roles=[Role.programme_admin]
+)
+
+
+# --- a real gateway, a real sites service, a real JWKS endpoint --------------------------
+
+
+@dataclass
+class Idp:
+    url: str
+    key: rsa.RSAPrivateKey
+
+    def token(self, sub: Any, **claims: Any) -> str:
+        now = int(time.time())
+        payload = {"iss": ISSUER, "aud": AUDIENCE, "sub": sub, "iat": now, "exp": now + 300}
+        payload.update(claims)
+        return jwt.encode(payload, self.key, algorithm="RS256", headers={"kid": KID})
+
+
+@pytest.fixture(scope="module")
+def idp() -> Iterator[Idp]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key(), as_dict=True)
+    jwks = {"keys": [public | {"kid": KID, "use": "sig", "alg": "RS256"}]}
+    app = FastAPI()
+
+    @app.get("/jwks.json")
+    async def keys() -> dict[str, Any]:
+        return jwks
+
+    served = ServedApp(app).start()
+    yield Idp(url=served.url, key=key)
+    served.stop()
+
+
+@pytest.fixture
+async def gateway(
+    sites_app: FastAPI, gateway_database: Database, idp: Idp
+) -> AsyncIterator[httpx.AsyncClient]:
+    sites = ServedApp(sites_app).start()
+    settings = GatewaySettings(
+        sites_url=sites.url,
+        feedback_url=sites.url,
+        indicators_url=sites.url,
+        labelling_url=sites.url,
+        bootstrap_token=BOOTSTRAP_TOKEN,
+        database_url=str(gateway_database.url),
+        oidc_issuer=ISSUER,
+        oidc_audience=AUDIENCE,
+        oidc_jwks_url=f"{idp.url}/jwks.json",
+        rate_limits_enabled=False,
+        access_log=False,
+    )
+    served = ServedApp(create_app(settings), server_header=False).start()
+    try:
+        async with httpx.AsyncClient(base_url=served.url, timeout=10) as client:
+            yield client
+    finally:
+        served.stop()
+        sites.stop()
+
+
+async def new_api_key(gw: httpx.AsyncClient, headers: dict[str, str], **body: Any) -> Any:
+    payload = {"name": "attack", "owner": "review", "roles": ["programme_admin"]} | body
+    return await gw.post("/v1/api-keys", json=payload, headers=headers)
+
+
+def problem(resp: httpx.Response, status: int) -> dict[str, Any]:
+    assert resp.status_code == status, resp.text
+    assert resp.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = resp.json()
+    return body
+
+
+# --- privilege escalation: scopes narrow a credential, and must stay narrowed -----------
+
+
+async def test_a_key_scoped_to_managing_keys_cannot_mint_or_recover_a_wider_key(
+    gateway: httpx.AsyncClient,
+) -> None:
+    full = (await new_api_key(gateway, BOOTSTRAP, name="full admin")).json()
+    rotator = (await new_api_key(gateway, BOOTSTRAP, scopes=["api-keys:manage"])).json()
+    as_rotator = {"X-API-Key": rotator["secret"]}
+
+    # It was: 201, an unscoped programme_admin key (audit log, everything).
+    minted = problem(await new_api_key(gateway, as_rotator), 403)
+    assert minted["type"].endswith("grant-beyond-caller")
+    assert "audit:read" in minted["detail"]
+    wider_role = await new_api_key(
+        gateway, as_rotator, roles=["network_manager"], network="caf", scopes=["sites:import"]
+    )
+    problem(wider_role, 403)
+    # It was: 200 and the full key's new secret, i.e. the full key itself.
+    rotated = problem(
+        await gateway.post(f"/v1/api-keys/{full['id']}/rotate", headers=as_rotator), 403
+    )
+    assert "secret" not in rotated
+    assert (
+        await gateway.get("/v1/api-keys", headers={"X-API-Key": full["secret"]})
+    ).status_code == 200
+
+    # Within its own scopes it still works, and revoking never widens anything.
+    same = await new_api_key(gateway, as_rotator, scopes=["api-keys:manage"])
+    assert same.status_code == 201, same.text
+    again = await gateway.post(f"/v1/api-keys/{same.json()['id']}/rotate", headers=as_rotator)
+    assert again.status_code == 200, again.text
+    revoked = await gateway.delete(f"/v1/api-keys/{full['id']}", headers=as_rotator)
+    assert revoked.status_code == 200, revoked.text
+
+
+async def test_a_key_scoped_to_mappings_cannot_make_an_agent_an_unscoped_admin(
+    gateway: httpx.AsyncClient, idp: Idp
+) -> None:
+    mapper = (await new_api_key(gateway, BOOTSTRAP, scopes=["agent-mappings:manage"])).json()
+    as_mapper = {"X-API-Key": mapper["secret"]}
+    grant = {"match": "subject", "value": "attacker", "roles": ["programme_admin"]}
+    problem(await gateway.post("/v1/agent-mappings", json=grant, headers=as_mapper), 403)
+
+    # Nor by upgrading a mapping an unscoped admin made.
+    made = await gateway.post(
+        "/v1/agent-mappings",
+        json={"match": "subject", "value": "attacker", "roles": ["agent"], "network": "caf"},
+        headers=BOOTSTRAP,
+    )
+    assert made.status_code == 201, made.text
+    upgrade = await gateway.patch(
+        f"/v1/agent-mappings/{made.json()['id']}",
+        json={"roles": ["programme_admin"]},
+        headers=as_mapper | {"If-Match": made.headers["etag"]},
+    )
+    problem(upgrade, 403)
+    token = idp.token("attacker")
+    audit = await gateway.get("/v1/audit-events", headers={"Authorization": f"Bearer {token}"})
+    problem(audit, 403)
+
+
+def test_escalation_issues() -> None:
+    unscoped = ADMIN
+    scoped = ADMIN.model_copy(update={"scopes": ["api-keys:manage"]})
+    kwargs: dict[str, Any] = {"network": None, "sites": []}
+    assert escalation_issues(unscoped, roles=[Role.programme_admin], **kwargs) == []
+    assert escalation_issues(scoped, roles=[Role.programme_admin], **kwargs) != []
+    assert (
+        escalation_issues(
+            scoped, roles=[Role.programme_admin], scopes=["api-keys:manage"], **kwargs
+        )
+        == []
+    )
+    # Public actions are everyone's: a scope naming one hands out nothing.
+    assert escalation_issues(scoped, roles=[Role.moderator], scopes=["sites:read"], **kwargs) == []
+    # A network-wide grant reaches its own network only, never another one.
+    manager = Principal(
+        subject="m", kind=PrincipalKind.api_key, roles=[Role.network_manager], network="caf"
+    )
+    assert escalation_issues(manager, roles=[Role.network_manager], network="caf", sites=[]) == []
+    assert escalation_issues(manager, roles=[Role.network_manager], network="cpam", sites=[])
+    assert escalation_issues(manager, roles=[Role.agent], network="caf", sites=["S1"])
+    agent = Principal(subject="a", kind=PrincipalKind.agent, roles=[Role.agent], sites=["S1"])
+    assert escalation_issues(agent, roles=[Role.agent], network=None, sites=["S1"]) == []
+    assert escalation_issues(agent, roles=[Role.agent], network=None, sites=["S1", "S2"])
+
+
+async def test_the_store_refuses_escalation_whoever_calls_it(gateway_database: Database) -> None:
+    """The command line and the API share the use cases: the rule is there."""
+    keys = ApiKeyStore(gateway_database, cache_seconds=5, last_used_resolution=60)
+    agents = AgentDirectory(gateway_database, cache_seconds=5)
+    scoped = ADMIN.model_copy(update={"scopes": ["agent-mappings:manage"]})
+    async with gateway_database.sessionmaker() as session, session.begin():
+        with pytest.raises(Forbidden):
+            await keys.create_key(
+                session, scoped, ApiKeyCreate(name="x", owner="y", roles=[Role.service])
+            )
+        made = await agents.create_mapping(
+            session,
+            ADMIN,
+            AgentMappingCreate(match="subject", value="s", roles=[Role.agent], network="caf"),
+        )
+        with pytest.raises(Forbidden):
+            await agents.patch_mapping(
+                session,
+                scoped,
+                made.id,
+                AgentMappingPatch(roles=[Role.programme_admin]),
+                f'"{made.id}.1"',
+            )
+    await keys.close()
+
+
+# --- revocation while a read of the key is in flight ------------------------------------
+
+
+def _gated(monkeypatch: pytest.MonkeyPatch, target: Any, name: str) -> asyncio.Event:
+    """Make the first call of ``target.name`` read the database, then wait for the
+    returned event before answering: a read that straddles a change."""
+    real = getattr(target, name)
+    gate = asyncio.Event()
+    calls = 0
+
+    async def gated(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        result = await real(*args, **kwargs)
+        if calls == 1:
+            await gate.wait()
+        return result
+
+    monkeypatch.setattr(target, name, gated)
+    return gate
+
+
+async def test_a_key_revoked_while_its_read_is_in_flight_is_refused_at_once(
+    gateway_database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = ApiKeyStore(gateway_database, cache_seconds=5, last_used_resolution=60)
+    async with gateway_database.sessionmaker() as session, session.begin():
+        created = await store.create_key(
+            session, ADMIN, ApiKeyCreate(name="x", owner="y", roles=[Role.service])
+        )
+    store.forget(created.id)
+    gate = _gated(monkeypatch, repository, "get_api_key")
+
+    before = asyncio.create_task(store.authenticate(created.secret))
+    await asyncio.sleep(0.05)  # its read has the row as it was
+    async with gateway_database.sessionmaker() as session, session.begin():
+        await store.revoke_key(session, ADMIN, created.id)
+    # The revocation was answered: a request arriving now must not ride on
+    # the read that started before it (it was let in, with the old row).
+    after = asyncio.create_task(store.authenticate(created.secret))
+    await asyncio.sleep(0.05)
+    gate.set()
+    assert await after is None
+    await before  # started before the revocation: may go either way
+    assert await store.authenticate(created.secret) is None
+    await store.close()
+
+
+async def test_an_agent_whose_mapping_is_deleted_during_a_read_loses_it_at_once(
+    gateway_database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agents = AgentDirectory(gateway_database, cache_seconds=5)
+    async with gateway_database.sessionmaker() as session, session.begin():
+        made = await agents.create_mapping(
+            session,
+            ADMIN,
+            AgentMappingCreate(
+                match="subject", value="agent-7", roles=[Role.network_manager], network="caf"
+            ),
+        )
+    gate = _gated(monkeypatch, repository, "find_mappings")
+
+    def sign_in() -> Any:
+        return agents.principal_for(
+            subject="agent-7", email=None, email_domain=None, siret=None, uid=None
+        )
+
+    before = asyncio.create_task(sign_in())
+    await asyncio.sleep(0.05)
+    async with gateway_database.sessionmaker() as session, session.begin():
+        await agents.delete_mapping(session, ADMIN, made.id)
+    after = asyncio.create_task(sign_in())
+    await asyncio.sleep(0.05)
+    gate.set()
+    assert (await after).roles == []
+    await before
+
+
+# --- cache flushing by unknown keys --------------------------------------------------------
+
+
+async def test_unknown_keys_do_not_push_real_keys_out_of_the_cache(
+    gateway_database: Database,
+) -> None:
+    store = ApiKeyStore(
+        gateway_database, cache_seconds=60, last_used_resolution=60, cache_entries=4
+    )
+    secrets = []
+    async with gateway_database.sessionmaker() as session, session.begin():
+        for i in range(3):
+            made = await store.create_key(
+                session, ADMIN, ApiKeyCreate(name=f"k{i}", owner="y", roles=[Role.service])
+            )
+            secrets.append(made.secret)
+    for secret in secrets:
+        assert await store.authenticate(secret) is not None
+
+    # Anyone can present well-formed keys with random ids, as many as they like.
+    for _ in range(50):
+        assert await store.authenticate(new_key(new_key_id())) is None
+
+    reads: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        reads.append(statement)
+
+    event.listen(gateway_database.read_engine.sync_engine, "before_cursor_execute", count)
+    try:
+        for secret in secrets:
+            assert await store.authenticate(secret) is not None
+    finally:
+        event.remove(gateway_database.read_engine.sync_engine, "before_cursor_execute", count)
+    assert [s for s in reads if "api_keys" in s] == []  # all three still cached
+    # ...and an unknown id is not read again within the cache time either.
+    unknown = new_key(new_key_id())
+    assert await store.authenticate(unknown) is None
+    assert await store.authenticate(unknown) is None
+    assert len(store._unknown) <= 4
+    await store.close()
+
+
+async def test_a_forgotten_unknown_id_is_read_again(
+    gateway_database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unknown ids are cached apart; forgetting an id forgets it there too."""
+    store = ApiKeyStore(gateway_database, cache_seconds=60, last_used_resolution=60)
+    other = ApiKeyStore(gateway_database, cache_seconds=60, last_used_resolution=60)
+    key_id = new_key_id()
+    assert await store.authenticate(new_key(key_id)) is None
+    monkeypatch.setattr(api_keys_module, "new_key_id", lambda: key_id)
+    async with gateway_database.sessionmaker() as session, session.begin():
+        made = await other.create_key(
+            session, ADMIN, ApiKeyCreate(name="x", owner="y", roles=[Role.service])
+        )
+    assert await store.authenticate(made.secret) is None  # unknown here, for the cache time
+    store.forget(key_id)
+    assert await store.authenticate(made.secret) is not None
+    await store.close()
+    await other.close()
+
+
+# --- 500s on bad input -------------------------------------------------------------------
+
+
+def _cursor(value: Any) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(value)).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status"),
+    [
+        # Aware datetimes with no UTC equivalent: OverflowError when bound (500).
+        ("GET", "/v1/audit-events?since=0001-01-01T00:00:00%2B01:00", None, 422),
+        ("GET", "/v1/audit-events?until=9999-12-31T23:59:59-01:00", None, 422),
+        (
+            "GET",
+            "/v1/audit-events?cursor=" + _cursor(["9999-12-31T23:59:59-01:00", "x"]),
+            None,
+            400,
+        ),
+        ("GET", "/v1/api-keys?cursor=" + _cursor(["0001-01-01T00:00:00+01:00", "x"]), None, 400),
+        (
+            "POST",
+            "/v1/api-keys",
+            {
+                "name": "x",
+                "owner": "y",
+                "roles": ["service"],
+                "expires_at": "9999-12-31T23:59:59-01:00",
+            },
+            422,
+        ),
+        # NUL in what is compared with a column: PostgreSQL refuses it (500).
+        ("GET", "/v1/api-keys?owner=a%00", None, 422),
+        ("GET", "/v1/audit-events?actor=%00", None, 422),
+        ("GET", "/v1/audit-events?action=x%00", None, 422),
+        ("GET", "/v1/api-keys/a%00b", None, 404),
+        ("POST", "/v1/api-keys/%00/rotate", None, 404),
+        ("DELETE", "/v1/api-keys/aaaaaaaaaaa%00", None, 404),
+        ("GET", "/v1/agent-mappings/x%00", None, 404),
+        ("PATCH", "/v1/agent-mappings/x%00", {"roles": ["agent"]}, 404),
+        ("DELETE", "/v1/agent-mappings/x%00", None, 404),
+    ],
+)
+async def test_admin_inputs_the_database_cannot_take_are_client_errors(
+    admin: Admin, method: str, path: str, body: Any, status: int
+) -> None:
+    headers = as_principal("admin") | {"If-Match": "*"}
+    resp = await admin.client.request(method, path, json=body, headers=headers)
+    assert "\x00" not in problem(resp, status)["detail"]
+
+
+async def test_the_gateway_refuses_control_characters_before_its_own_resources(
+    gateway: httpx.AsyncClient,
+) -> None:
+    for path in (
+        "/v1/api-keys?owner=%00",
+        "/v1/audit-events?actor=x%00",
+        "/v1/api-keys/%00",
+        "/v1/agent-mappings/a%1fb",
+    ):
+        assert problem(await gateway.get(path, headers=BOOTSTRAP), 400)["detail"].startswith(
+            "The path or the query string contains control characters"
+        )
+    assert (await gateway.get("/v1/api-keys?owner=caf%20dsi", headers=BOOTSTRAP)).status_code == 200
+
+
+async def test_a_whole_key_sent_as_an_id_is_not_echoed(gateway: httpx.AsyncClient) -> None:
+    created = (await new_api_key(gateway, BOOTSTRAP, roles=["service"])).json()
+    for method, path in (
+        ("GET", f"/v1/api-keys/{created['secret']}"),
+        ("POST", f"/v1/api-keys/{created['secret']}/rotate"),
+        ("DELETE", f"/v1/api-keys/{created['secret']}"),
+    ):
+        resp = await gateway.request(method, path, headers=BOOTSTRAP)
+        # The detail once quoted it back; ``instance`` is the path the client
+        # sent (where it put the key itself).
+        detail = problem(resp, 404)["detail"]
+        assert created["secret"].rsplit("_", 1)[1] not in detail
+        assert "never by the key itself" in detail
+
+
+# --- agents' tokens ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sub", ["x\x00y", "tab\there", "a" * 256, " padded", "", 42])
+async def test_agent_subjects_no_provider_issues_are_refused(
+    gateway: httpx.AsyncClient, idp: Idp, sub: Any
+) -> None:
+    # It was, on PostgreSQL: 503 (the mapping look-up failed on the NUL) for a
+    # correctly signed token; elsewhere the subject went into assertions and
+    # the audit log.
+    token = idp.token(sub)
+    resp = await gateway.post(
+        "/v1/sites/lookup", json={"ids": []}, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert problem(resp, 401)["detail"] == "The agent token is not valid (malformed)."
+
+
+async def test_a_255_character_subject_is_an_agent(gateway: httpx.AsyncClient, idp: Idp) -> None:
+    token = idp.token("s" * 255)
+    resp = await gateway.get("/v1/networks?limit=1", headers={"Authorization": f"Bearer {token}"})
+    assert resp.status_code == 200, resp.text
+
+
+async def test_an_unverified_email_matches_no_mapping(idp: Idp) -> None:
+    verifier = OidcVerifier(
+        OidcConfig(issuer=ISSUER, audience=AUDIENCE, jwks_url=f"{idp.url}/jwks.json")
+    )
+    async with aiohttp.ClientSession() as session:
+        unverified = await verifier.verify(
+            idp.token("a", email="boss@caf.fr", email_verified=False), session
+        )
+        verified = await verifier.verify(
+            idp.token("b", email="boss@caf.fr", email_verified=True), session
+        )
+        silent = await verifier.verify(idp.token("c", email="boss@caf.fr"), session)
+        with pytest.raises(InvalidToken):
+            await verifier.verify(idp.token("d\x7f"), session)
+    assert (unverified.email, unverified.email_domain) == (None, None)
+    assert verified.email_domain == silent.email_domain == "caf.fr"
+
+
+# --- the audit log ---------------------------------------------------------------------------
+
+
+async def test_requests_with_control_characters_are_still_audited(
+    gateway_database: Database,
+) -> None:
+    """A NUL in the actor or the path made the insert fail on PostgreSQL, and
+    the event was dropped: a way to probe without leaving a trace."""
+    odd = Principal(subject="agent:x\x00y", kind=PrincipalKind.agent)
+    recorded = await record_request(
+        gateway_database,
+        actor=odd,
+        method="PATCH",
+        path="/v1/sites/abc\x00\n",
+        status=400,
+        request_id="rid\x00",
+    )
+    assert recorded
+    async with gateway_database.read_sessionmaker() as session:
+        row = (await session.scalars(select(AuditEvent))).one()
+    assert (row.actor, row.target, row.request_id) == (
+        "agent:x\\x00y",
+        "/v1/sites/abc\\x00\\n",
+        "rid\\x00",
+    )
+
+
+# --- configuration -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "origin", ["https://*.gouv.fr", "https://front.gouv.fr:99999", "https://front.gouv.fr:port"]
+)
+def test_cors_origins_that_match_no_browser_are_refused(origin: str) -> None:
+    with pytest.raises(ValidationError):
+        GatewaySettings(cors_origins=[origin])
+    assert GatewaySettings(cors_origins=["https://front.gouv.fr:8443"]).cors_origins == [
+        "https://front.gouv.fr:8443"
+    ]
+
+
+def test_every_manage_action_is_admin_only() -> None:
+    """escalation_issues leans on it: only programme admins manage credentials,
+    so a grant it compares is never wider than 'any'."""
+    from spp_shared.kit.permissions import MATRIX
+
+    for action in (Action.api_keys_manage, Action.agent_mappings_manage, Action.audit_read):
+        assert set(MATRIX[action]) == {Role.programme_admin}
