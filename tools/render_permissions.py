@@ -47,6 +47,11 @@ RULES = """
 - Import: rows naming a network the caller does not manage are rejected rows
   (field `network`); only a caller who may create networks (programme admin)
   creates the networks a file names.
+- API keys and agent mappings: a caller cannot grant more than it holds. A
+  key narrowed by scopes (even a programme admin's) cannot create or rotate a
+  key, nor map an agent, reaching further than itself (403
+  `grant-beyond-caller`); only unscoped admins (bootstrap token, command
+  line, unscoped keys and agents) grant the programme admin role.
 - Refusals are problem+json 403 where the object is public (sites, networks);
   objects whose existence is private answer 404 to callers who may not see them.
 """

@@ -227,6 +227,10 @@ def cmd_rotate(args: argparse.Namespace) -> None:
 
 def serve(args: argparse.Namespace) -> None:
     require_assertion_key()
+    try:
+        settings = GatewaySettings()
+    except ValidationError as exc:
+        raise SystemExit(f"invalid gateway settings: {_pydantic_reasons(exc)}") from None
     uvicorn.run(
         "spp_gateway.app:create_app",
         factory=True,
@@ -238,6 +242,8 @@ def serve(args: argparse.Namespace) -> None:
         lifespan="on",
         server_header=False,
         date_header=True,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         access_log=False,
         log_config=None,  # our JSON logging (configure_logging) covers uvicorn too
         log_level=os.environ.get("SPP_GATEWAY_LOG_LEVEL", "info").lower(),

@@ -121,6 +121,8 @@ def _internal_app(
             await parts.db.dispose()
 
     app = FastAPI(
+        # A redirect would name whatever Host the client sent.
+        redirect_slashes=False,
         title="Services Publics+ gateway",
         openapi_url=None,  # /openapi.json is the merged document below
         docs_url=None,

@@ -32,7 +32,7 @@ from spp_gateway.ratelimit import RateLimiter, send_rate_limited
 from spp_gateway.routes import LOCAL, RouteTable, is_bulk
 from spp_gateway.upstream import UpstreamClient
 from spp_shared.kit.errors import PROBLEM_MEDIA_TYPE, TYPE_BASE, status_problem
-from spp_shared.kit.identity import ASSERTION_HEADER, PRINCIPAL_STATE, Principal
+from spp_shared.kit.identity import ANONYMOUS, ASSERTION_HEADER, PRINCIPAL_STATE, Principal
 from spp_shared.kit.logging import REQUEST_ID_HEADER, clean_request_id
 
 log = structlog.get_logger("spp.gateway")
@@ -215,6 +215,7 @@ class Proxy:
         headers: list[tuple[str, str]] = []
         authorization: bytes | None = None
         api_key: bytes | None = None
+        duplicate_credential = False
         forwarded_for: bytes | None = None
         host: bytes | None = None
         connection: bytes | None = None
@@ -223,8 +224,10 @@ class Proxy:
         for name, value in scope["headers"]:
             if name in _DROP_REQUEST:
                 if name == _AUTHORIZATION:
+                    duplicate_credential |= authorization is not None
                     authorization = value
                 elif name == _X_API_KEY:
+                    duplicate_credential |= api_key is not None
                     api_key = value
                 elif name == _HOST:
                     host = value
@@ -247,9 +250,26 @@ class Proxy:
             headers = [(n, v) for n, v in headers if n.encode("latin-1") not in named]
 
         client = scope.get("client")
+        client_ip = client[0] if client else None
         try:
+            if duplicate_credential:
+                # A proxy in front may read the first header and we the last:
+                # two different callers for one request. Refuse the ambiguity.
+                raise InvalidCredentials(
+                    "Send each credential header once.", error="invalid_request"
+                )
             principal = await self.auth.authenticate(authorization, api_key)
         except InvalidCredentials as exc:
+            # Failed attempts spend the address's anonymous budget: guessing
+            # keys or the bootstrap token is rate-limited like anything else.
+            if self.limiter is not None:
+                decision = await self.limiter.check(
+                    rate_identity(ANONYMOUS, client_ip), classify(method, path), anonymous=True
+                )
+                if not decision.allowed:
+                    await send_rate_limited(send, decision, instance=path, request_id=request_id)
+                    self.metrics.observe(method, upstream.name, 429, started)
+                    return
             await send_problem(
                 send,
                 401,
@@ -276,7 +296,7 @@ class Proxy:
 
         if self.limiter is not None:
             decision = await self.limiter.check(
-                rate_identity(principal, client[0] if client else None),
+                rate_identity(principal, client_ip),
                 classify(method, path),
                 anonymous=principal.is_anonymous,
             )
@@ -287,7 +307,7 @@ class Proxy:
             send = _with_headers(send, decision.headers())
 
         if upstream.name == LOCAL and self.local is not None:
-            await self._serve_local(scope, receive, send, principal, method, started)
+            await self._serve_local(scope, receive, send, principal, method, started, request_id)
             return
 
         headers.append(
@@ -342,6 +362,7 @@ class Proxy:
         principal: Principal,
         method: str,
         started: float,
+        request_id: str,
     ) -> None:
         """The gateway's own resources: same authentication, limits and metrics."""
         assert self.local is not None
@@ -358,6 +379,21 @@ class Proxy:
             await self.local(scope, receive, capture)  # type: ignore[arg-type]
         finally:
             self.metrics.observe(method, LOCAL, status, started)
+        # The stores record what they did; a refused or failed attempt at an
+        # administrative change is recorded here, so it leaves a trace too.
+        if (
+            self.audit is not None
+            and status >= 400
+            and method not in _SAFE_METHODS
+            and not principal.is_anonymous
+        ):
+            await self.audit(
+                principal=principal,
+                method=method,
+                path=scope["path"],
+                status=status,
+                request_id=request_id,
+            )
 
     async def _forward(
         self,

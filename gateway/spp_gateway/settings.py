@@ -7,11 +7,25 @@ names so one environment configures the gateway and the services alike.
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field, SecretStr
+from typing import Annotated
+
+from pydantic import AfterValidator, AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from spp_gateway.policy import OriginList, RateLimitText, RedisURL
 from spp_shared.kit.settings import AssertionKey
+
+
+MIN_BOOTSTRAP_TOKEN_LENGTH = 32
+
+
+def _long_token(token: SecretStr | None) -> SecretStr | None:
+    # It opens everything: too short a token could be guessed.
+    if token is not None and len(token.get_secret_value()) < MIN_BOOTSTRAP_TOKEN_LENGTH:
+        raise ValueError(
+            f"SPP_BOOTSTRAP_TOKEN must be at least {MIN_BOOTSTRAP_TOKEN_LENGTH} characters"
+        )
+    return token
 
 
 class GatewaySettings(BaseSettings):
@@ -146,10 +160,17 @@ class GatewaySettings(BaseSettings):
     log_json: bool = True
     access_log: bool = True
 
-    bootstrap_token: SecretStr | None = Field(
+    bootstrap_token: Annotated[SecretStr | None, AfterValidator(_long_token)] = Field(
         default=None,
         validation_alias=AliasChoices("SPP_BOOTSTRAP_TOKEN"),
-        description="Static admin bearer token for first-run setup; unset disables it.",
+        description="Static admin bearer token for first-run setup (32 characters or more, "
+        "random); unset disables it.",
+    )
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1",
+        description="Addresses whose X-Forwarded-For the gateway trusts (the load balancer's; "
+        "comma-separated, '*' for all). Anonymous rate limits count the client address "
+        "this yields.",
     )
 
     # --- agent sign-in (OIDC, ProConnect-compatible); unset issuer disables it

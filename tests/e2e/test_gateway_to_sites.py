@@ -21,7 +21,7 @@ from tests.sites.fixtures import BRON, LYON_8
 
 pytestmark = pytest.mark.e2e
 
-TOKEN = "e2e-bootstrap-token-0123456789"
+TOKEN = "e2e-bootstrap-token-0123456789abcdef"
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from spp_shared.kit.db import Database
 from spp_shared.kit.identity import ANONYMOUS, PRINCIPAL_STATE, Principal, PrincipalKind, Role
 from tests.support import ServiceDB
 
-BOOTSTRAP_TOKEN = "test-bootstrap-token-0123456789"
+BOOTSTRAP_TOKEN = "test-bootstrap-token-0123456789abcdef"
 SERVICES = ("sites", "feedback", "indicators", "labelling")
 CHUNK = 64 * 1024
 

@@ -473,3 +473,43 @@ async def test_the_gateway_describes_and_checks_its_own_resources(platform: Plat
     assert {"/v1/api-keys", "/v1/agent-mappings", "/v1/audit-events"} <= set(spec["paths"])
     ready = (await platform.gateway.get("/readyz")).json()
     assert ready["database"] == "ok"
+
+
+async def test_a_credential_header_sent_twice_is_refused(platform: Platform) -> None:
+    key = await platform.create_key(network="caf")
+    for name in ("Authorization", "X-API-Key"):
+        good = f"Bearer {key['secret']}" if name == "Authorization" else key["secret"]
+        bad = "Bearer nope" if name == "Authorization" else "nope"
+        headers = httpx.Headers([(name, bad), (name, good)])
+        resp = await platform.gateway.get("/v1/networks", headers=headers)
+        assert "once" in _problem(resp, 401)["detail"]
+
+
+async def test_failed_sign_ins_spend_the_address_budget(platform_factory: Any) -> None:
+    platform = await platform_factory(rate_limit_read_anonymous="3/minute")
+    wrong = {"Authorization": "Bearer spp_zzzzzzzzzzzz_" + "A" * 43}
+    statuses = [(await platform.gateway.get("/v1/networks", headers=wrong)).status_code]
+    statuses += [(await platform.gateway.get("/v1/networks", headers=wrong)).status_code]
+    statuses += [(await platform.gateway.get("/v1/networks", headers=wrong)).status_code]
+    assert statuses == [401, 401, 401]
+    guessed = await platform.gateway.get("/v1/networks", headers=wrong)
+    _problem(guessed, 429)
+
+
+async def test_no_redirect_names_a_host_or_a_service(platform: Platform) -> None:
+    for path in ("/v1/api-keys/", "/v1/networks/"):
+        resp = await platform.gateway.get(path, headers={"Host": "evil.example"} | ADMIN)
+        assert resp.status_code == 404, (path, resp.status_code, resp.headers.get("location"))
+        assert "location" not in resp.headers
+
+
+async def test_refused_administrative_attempts_are_audited(platform: Platform) -> None:
+    key = await platform.create_key(network="caf")
+    manager = {"X-API-Key": key["secret"], "X-Request-ID": "escalation-1"}
+    attempt = {"name": "mine", "owner": "me", "roles": ["programme_admin"]}
+    _problem(await platform.gateway.post("/v1/api-keys", json=attempt, headers=manager), 403)
+
+    def recorded(events: list[dict[str, Any]]) -> bool:
+        return any(e["request_id"] == "escalation-1" and e["status"] == 403 for e in events)
+
+    assert recorded(await audit_events(platform.gateway, recorded))

@@ -87,14 +87,21 @@ async def test_no_bootstrap_token_refuses_every_bearer() -> None:
 def test_settings_read_the_platform_secrets_without_prefix(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("SPP_BOOTSTRAP_TOKEN", "boot")
+    monkeypatch.setenv("SPP_BOOTSTRAP_TOKEN", "boot" * 8)
     monkeypatch.setenv("SPP_ASSERTION_KEY", "assert-key-" + "k" * 32)
     monkeypatch.setenv("SPP_GATEWAY_SITES_URL", "http://sites:1")
     monkeypatch.setenv("BOOTSTRAP_TOKEN", "wrong")
     settings = GatewaySettings()
     assert settings.bootstrap_token is not None
-    assert settings.bootstrap_token.get_secret_value() == "boot"
+    assert settings.bootstrap_token.get_secret_value() == "boot" * 8
     assert settings.assertion_key.get_secret_value() == "assert-key-" + "k" * 32
     assert settings.sites_url == "http://sites:1"
     monkeypatch.delenv("SPP_BOOTSTRAP_TOKEN")
     assert GatewaySettings().bootstrap_token is None
+
+
+def test_a_short_bootstrap_token_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPP_ASSERTION_KEY", "assert-key-" + "k" * 32)
+    monkeypatch.setenv("SPP_BOOTSTRAP_TOKEN", "short-but-not-32")
+    with pytest.raises(ValueError, match="at least 32"):
+        GatewaySettings()

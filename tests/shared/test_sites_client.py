@@ -19,16 +19,15 @@ from tests.support import TEST_ASSERTION_KEY
 pytestmark = pytest.mark.anyio
 
 # A peer service calls on its own behalf with a service assertion.
-SERVICE = sign_assertion(
-    Principal(subject="feedback", kind=PrincipalKind.service, roles=[Role.service]),
-    TEST_ASSERTION_KEY,
-)
-ANONYMOUS = sign_assertion(ANONYMOUS_PRINCIPAL, TEST_ASSERTION_KEY)
+FEEDBACK = Principal(subject="feedback", kind=PrincipalKind.service, roles=[Role.service])
 
 
 async def test_lookup_and_get_are_typed(
     sites_app: FastAPI, admin_headers: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Signed now, not at import: an assertion lives 60 s.
+    service = sign_assertion(FEEDBACK, TEST_ASSERTION_KEY)
+    anonymous = sign_assertion(ANONYMOUS_PRINCIPAL, TEST_ASSERTION_KEY)
     async with LifespanManager(sites_app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://sites") as raw:
@@ -39,19 +38,19 @@ async def test_lookup_and_get_are_typed(
             answer = await client.lookup(
                 ids=[bron["id"], "NOPE0001"],
                 refs=[SiteRef(network="france-services", external_code="125")],
-                assertion=SERVICE,
+                assertion=service,
             )
             assert {s.external_code for s in answer.found} == {"953", "125"}
             assert answer.missing_ids == ["NOPE0001"]
-            site = await client.get("france-services:953", assertion=ANONYMOUS)
+            site = await client.get("france-services:953", assertion=anonymous)
             assert site.address.departement_code == "69"
             with pytest.raises(PeerError) as err:
-                await client.get("france-services:0", assertion=ANONYMOUS)
+                await client.get("france-services:0", assertion=anonymous)
             assert err.value.status == 404
 
             # More keys than one call takes: split, merged, each site once.
             monkeypatch.setattr(sites_client_module, "LOOKUP_MAX", 2)
-            many = await client.lookup(ids=[bron["id"], bron["id"], "NOPE0001"], assertion=SERVICE)
+            many = await client.lookup(ids=[bron["id"], bron["id"], "NOPE0001"], assertion=service)
             with pytest.raises(PeerError) as refused:
                 await client.lookup(ids=[bron["id"]])
             assert refused.value.status == 401

@@ -7,7 +7,9 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from spp_shared.kit.identity import Principal, PrincipalKind, Role
 from tests.sites.fixtures import BRON, VICO
+from tests.support import assertion_headers
 
 pytestmark = pytest.mark.anyio
 
@@ -85,3 +87,18 @@ async def test_networks_accept_keys_and_bad_keys_are_refused(
     )
     assert long_key.status_code == 400
     assert long_key.json()["type"].endswith("/invalid-idempotency-key")
+
+
+async def test_a_caller_with_a_long_subject_can_use_keys(sites_client: httpx.AsyncClient) -> None:
+    # An OIDC subject may take 255 characters: longer than the stored column.
+    long = Principal(
+        subject="agent:" + "s" * 250,
+        kind=PrincipalKind.agent,
+        roles=[Role.network_manager],
+        network="france-services",
+    )
+    headers = assertion_headers(long) | {"Idempotency-Key": "long-subject"}
+    first = await sites_client.post("/v1/sites", json=BRON, headers=headers)
+    assert first.status_code == 201, first.text
+    again = await sites_client.post("/v1/sites", json=BRON, headers=headers)
+    assert again.headers["idempotent-replayed"] == "true"

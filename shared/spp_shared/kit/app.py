@@ -82,6 +82,8 @@ def create_service_app(
             await db.dispose()
 
     app = FastAPI(
+        # Behind the gateway a redirect would name the service's own address.
+        redirect_slashes=False,
         title=title,
         description=description,
         version=version,

@@ -47,12 +47,15 @@ MAX_KEY_LENGTH = 255
 KEPT_HEADERS = ("location", "etag", "content-type")
 
 
+PRINCIPAL_WIDTH = 200
+
+
 def idempotency_table(metadata: MetaData) -> Table:
     """The table each service that accepts keys declares in its own metadata."""
     return Table(
         "idempotency_keys",
         metadata,
-        Column("principal", String(200), primary_key=True),
+        Column("principal", String(PRINCIPAL_WIDTH), primary_key=True),
         Column("key", String(MAX_KEY_LENGTH), primary_key=True),
         Column("request_hash", String(64), nullable=False),
         Column("status_code", Integer, nullable=True),
@@ -77,6 +80,14 @@ class IdempotencyKeyInFlight(Conflict):
     title = "A request with this Idempotency-Key is still being processed"
 
 
+def principal_column(subject: str) -> str:
+    """The subject as stored: agents' subjects may be longer than the column
+    (an OIDC ``sub`` takes 255 characters), so a long one is stored as its digest."""
+    if len(subject) <= PRINCIPAL_WIDTH:
+        return subject
+    return "sha256:" + hashlib.sha256(subject.encode()).hexdigest()
+
+
 class Idempotency:
     """Per request: ``replay()`` first, then ``respond()`` with the result."""
 
@@ -90,7 +101,7 @@ class Idempotency:
     ) -> None:
         self.session = session
         self.table = table
-        self.principal = principal.subject
+        self.principal = principal_column(principal.subject)
         self.key = key if key is not None and not principal.is_anonymous else None
         self.request_hash = request_hash
 
