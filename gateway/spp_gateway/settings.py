@@ -15,7 +15,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from spp_gateway.policy import OriginList, RateLimitText, RedisURL
 from spp_shared.kit.settings import AssertionKey
 
-
 MIN_BOOTSTRAP_TOKEN_LENGTH = 32
 
 
