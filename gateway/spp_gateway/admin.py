@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from spp_gateway.store import audit
 from spp_gateway.store.agents import AgentDirectory, mapping_etag
@@ -37,15 +37,11 @@ from spp_shared.kit.db import ReadSessionDep, SessionDep
 from spp_shared.kit.errors import request_id_of
 from spp_shared.kit.etags import not_modified, validators
 from spp_shared.kit.pagination import DEFAULT_LIMIT, Page
+from spp_shared.kit.params import Cursor, IfMatch, IfModifiedSince, IfNoneMatch, Limit
 from spp_shared.kit.permissions import Access, Action, allowed
 
 router = APIRouter(prefix="/v1")
 
-Limit = Annotated[int, Query(ge=1, le=500, description="Page size (1-500).")]
-Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page.")]
-IfMatch = Annotated[str | None, Header(description="The ETag you last read.")]
-IfNoneMatch = Annotated[str | None, Header()]
-IfModifiedSince = Annotated[str | None, Header()]
 
 ManageKeys = Annotated[Access, allowed(Action.api_keys_manage)]
 ManageMappings = Annotated[Access, allowed(Action.agent_mappings_manage)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from spp_shared.contracts.sites import (
     ImportReport,
@@ -25,6 +25,7 @@ from spp_shared.kit.errors import ValidationProblem
 from spp_shared.kit.etags import not_modified, validators
 from spp_shared.kit.idempotency import Idempotency, idempotency_dependency
 from spp_shared.kit.pagination import DEFAULT_LIMIT, Page
+from spp_shared.kit.params import Cursor, IfMatch, IfModifiedSince, IfNoneMatch, Limit
 from spp_shared.kit.permissions import Access, Action, allowed
 from spp_sites import service
 from spp_sites.importer.http import run_import_request
@@ -32,11 +33,6 @@ from spp_sites.models import Site, idempotency_keys
 
 router = APIRouter(prefix="/v1")
 
-Limit = Annotated[int, Query(ge=1, le=500, description="Page size (1-500).")]
-Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page.")]
-IfMatch = Annotated[str | None, Header(description="The ETag you last read.")]
-IfNoneMatch = Annotated[str | None, Header()]
-IfModifiedSince = Annotated[str | None, Header()]
 IdempotencyDep = Annotated[Idempotency, Depends(idempotency_dependency(idempotency_keys))]
 
 
