@@ -52,8 +52,10 @@ RULES = """
   key, nor map an agent, reaching further than itself (403
   `grant-beyond-caller`); only unscoped admins (bootstrap token, command
   line, unscoped keys and agents) grant the programme admin role.
-- Refusals are problem+json 403 where the object is public (sites, networks);
-  objects whose existence is private answer 404 to callers who may not see them.
+- Refusals are problem+json 403: every object served today (sites,
+  networks) is public, so naming it leaks nothing. Objects whose existence is
+  private (a citizen's own submission, with the feedback service) will answer
+  404 to callers who may not see them.
 """
 
 

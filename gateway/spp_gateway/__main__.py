@@ -250,6 +250,17 @@ def serve(args: argparse.Namespace) -> None:
     )
 
 
+def _days(text: str) -> float:
+    """A number of days from 0 to 10 years (argparse turns the error into a message)."""
+    try:
+        days = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of days: {text!r}") from None
+    if not 0 < days <= 3660:
+        raise argparse.ArgumentTypeError("give a number of days between 0 and 3660")
+    return days
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m spp_gateway",
@@ -277,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--scope", action="append", default=[], help="an action, e.g. sites:import")
     create.add_argument("--network", default=None, help="network code, e.g. caf")
     create.add_argument("--site", action="append", default=[], help="site id or SP+ code")
-    create.add_argument("--expires-in-days", type=float, default=None)
+    create.add_argument("--expires-in-days", type=_days, default=None, metavar="DAYS")
     create.set_defaults(run=cmd_create)
 
     listing = actions.add_parser("list", help="list keys (never their secrets)")

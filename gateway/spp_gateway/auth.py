@@ -166,7 +166,8 @@ class Authenticator:
         With caching on, the token is reused for ``cache_seconds`` for the very
         same principal (every claim, not just the subject: a key whose roles
         changed gets a new one) and holds no request id; services read the id
-        from ``X-Request-ID``. The token lives 60 s, far longer than the cache.
+        from ``X-Request-ID``. The token lives 60 s; the setting keeps the cache
+        at 30 s or less.
         """
         if self._cache_seconds <= 0:
             signed = principal.model_copy(update={"request_id": request_id})
@@ -199,4 +200,6 @@ def rate_identity(principal: Principal, client_ip: str | None) -> str:
     """Whom a rate limit counts: the credential, or the client's address."""
     if principal.kind is PrincipalKind.anonymous:
         return f"ip:{client_ip or 'unknown'}"
-    return f"{principal.kind.value}:{principal.subject}"
+    # Subjects already name their kind ("api_key:<id>", "agent:<sub>",
+    # "bootstrap-admin"), and none starts with "ip:".
+    return principal.subject

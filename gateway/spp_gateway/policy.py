@@ -17,7 +17,7 @@ from limits import parse_many
 from pydantic import AfterValidator, BeforeValidator
 from pydantic_settings import NoDecode
 
-from spp_gateway.routes import is_bulk, route_key
+from spp_gateway.routes import LOCAL_ROUTES, is_bulk, route_key
 
 
 class RouteGroup(StrEnum):
@@ -33,7 +33,7 @@ class RouteGroup(StrEnum):
 SUBMISSION_RESOURCES = frozenset({"/v1/experiences", "/v1/ratings", "/v1/document-reports"})
 # Credentials and the audit trail: one group whatever the method, so reading
 # the audit log is throttled like changing an API key.
-ADMIN_RESOURCES = frozenset({"/v1/api-keys", "/v1/agent-mappings", "/v1/audit-events"})
+ADMIN_RESOURCES = frozenset(LOCAL_ROUTES)
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _SUBMIT_METHODS = frozenset({"POST", "PUT", "PATCH"})

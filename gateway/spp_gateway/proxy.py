@@ -1,10 +1,13 @@
 """The hot path: a pure ASGI reverse proxy to the upstream services.
 
-No framework on this path: one dict lookup to route, one pass over the
-headers, the body streamed both ways (an upload or an export is never held
-in memory), and every upstream response released. Upstream failures become
-problem+json: 503 when the service cannot be reached, 504 when it is too
-slow, 502 for anything else it does wrong.
+Per request, with no framework: one dict lookup to route, one pass over the
+headers, authentication (auth.py), the rate limit, then either the gateway's
+own resources (API keys, agent mappings, audit log, served in-process) or
+the upstream, with the signed assertion and the body streamed both ways (an
+upload or an export is never held in memory). Writes of signed-in callers
+are audited once answered. Upstream failures become problem+json: 503 when
+the service cannot be reached, 504 when it is too slow, 502 for anything
+else it does wrong.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from spp_gateway.auth import (
 )
 from spp_gateway.hardening import BodyTooLarge
 from spp_gateway.metrics import GatewayMetrics
-from spp_gateway.policy import classify
+from spp_gateway.policy import READ_METHODS, RouteGroup, classify
 from spp_gateway.ratelimit import RateLimiter, send_rate_limited
 from spp_gateway.routes import LOCAL, RouteTable, is_bulk
 from spp_gateway.upstream import UpstreamClient
@@ -83,9 +86,6 @@ _DROP_RESPONSE = HOP_BY_HOP | {b"server", b"date", REQUEST_ID_HEADER}
 _SMALL_BODY = 64 * 1024
 
 _PROBLEM_CT = (b"content-type", PROBLEM_MEDIA_TYPE.encode())
-
-
-_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class ClientDisconnected(Exception):
@@ -260,11 +260,13 @@ class Proxy:
                 )
             principal = await self.auth.authenticate(authorization, api_key)
         except InvalidCredentials as exc:
-            # Failed attempts spend the address's anonymous budget: guessing
-            # keys or the bootstrap token is rate-limited like anything else.
+            # Failed attempts spend the address's anonymous read budget (the
+            # widest anonymous one, whatever the route: a caller with a bad
+            # key must learn it is bad, not that bulk routes are closed to
+            # anonymous callers): guessing keys is rate-limited all the same.
             if self.limiter is not None:
                 decision = await self.limiter.check(
-                    rate_identity(ANONYMOUS, client_ip), classify(method, path), anonymous=True
+                    rate_identity(ANONYMOUS, client_ip), RouteGroup.read, anonymous=True
                 )
                 if not decision.allowed:
                     await send_rate_limited(send, decision, instance=path, request_id=request_id)
@@ -348,7 +350,7 @@ class Proxy:
             raise
         finally:
             self.metrics.observe(method, upstream.name, status, started)
-        if self.audit is not None and method not in _SAFE_METHODS and not principal.is_anonymous:
+        if self.audit is not None and method not in READ_METHODS and not principal.is_anonymous:
             # After the answer went out: the caller does not wait for the log.
             await self.audit(
                 principal=principal, method=method, path=path, status=status, request_id=request_id
@@ -384,7 +386,7 @@ class Proxy:
         if (
             self.audit is not None
             and status >= 400
-            and method not in _SAFE_METHODS
+            and method not in READ_METHODS
             and not principal.is_anonymous
         ):
             await self.audit(

@@ -1,6 +1,6 @@
 """Per-caller rate limits, one family per route group, with the `limits` library.
 
-A caller is an identity string (``key:<id>``, ``agent:<sub>``, or ``ip:<addr>``
+A caller is an identity string (``api_key:<id>``, ``agent:<sub>``, or ``ip:<addr>``
 for anonymous callers); each (route group, anonymous?) pair has one or more
 limits such as ``10/minute;20/hour``, all enforced. Counters live in Redis
 when ``SPP_GATEWAY_REDIS_URL`` is set (one budget across every gateway

@@ -62,6 +62,7 @@ class GatewaySettings(BaseSettings):
     assertion_cache_seconds: float = Field(
         default=0.0,
         ge=0,
+        le=30,  # well under the assertion's 60 s life: a cached one must still be valid
         description=(
             "Reuse a signed assertion for this long (0: sign per request, with the"
             " request id inside). Cached assertions carry no request id; it travels"

@@ -200,6 +200,11 @@ async def test_a_network_key_works_for_its_network_only(platform: Platform) -> N
 
     listed = await gw.get("/v1/api-keys", headers=ADMIN)
     assert secret not in listed.text
+    # The last use is written in the background, off the request path: wait for it.
+    deadline = time.monotonic() + 5
+    while listed.json()["items"][0]["last_used_at"] is None and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        listed = await gw.get("/v1/api-keys", headers=ADMIN)
     assert listed.json()["items"][0]["last_used_at"] is not None
 
 
@@ -236,15 +241,17 @@ async def test_wrong_unknown_expired_revoked_and_rotated_keys_are_refused(
     assert revoked.status_code == 200, revoked.text
     assert await status_with(new_secret) == 401
 
-    ends = datetime.now(UTC) + timedelta(seconds=1.5)
+    ends = datetime.now(UTC) + timedelta(seconds=3)
     expiring = await platform.create_key(network="caf", expires_at=ends.isoformat())
-    assert await status_with(expiring["secret"]) == 200
+    before = await status_with(expiring["secret"])
+    if datetime.now(UTC) < ends:  # on a very slow machine the key may be gone already
+        assert before == 200
     await asyncio.sleep(max(0.0, (ends - datetime.now(UTC)).total_seconds()) + 0.1)
     # Expiry is checked on every request, even while the key is cached.
     assert await status_with(expiring["secret"]) == 401
 
 
-async def test_revocation_reaches_another_gateway_within_the_cache_delay(
+async def test_revocation_reaches_another_gateway(
     platform_factory: Any,
 ) -> None:
     first = await platform_factory(credential_cache_seconds=0.3)
@@ -514,3 +521,14 @@ async def test_refused_administrative_attempts_are_audited(platform: Platform) -
         return any(e["request_id"] == "escalation-1" and e["status"] == 403 for e in events)
 
     assert recorded(await audit_events(platform.gateway, recorded))
+
+
+async def test_a_bad_key_on_a_bulk_route_is_told_it_is_bad(platform: Platform) -> None:
+    # Bulk routes are closed to anonymous callers; a caller whose key was
+    # revoked must still learn that its key is the problem.
+    resp = await platform.gateway.post(
+        "/v1/sites/import",
+        content=b"network,external_code,name\n",
+        headers={"X-API-Key": "spp_zzzzzzzzzzzz_" + "A" * 43, "Content-Type": "text/csv"},
+    )
+    assert "unknown, revoked or expired" in _problem(resp, 401)["detail"]

@@ -243,11 +243,15 @@ async def test_the_store_refuses_escalation_whoever_calls_it(gateway_database: D
 # --- revocation while a read of the key is in flight ------------------------------------
 
 
-def _gated(monkeypatch: pytest.MonkeyPatch, target: Any, name: str) -> asyncio.Event:
+def _gated(
+    monkeypatch: pytest.MonkeyPatch, target: Any, name: str
+) -> tuple[asyncio.Event, asyncio.Event]:
     """Make the first call of ``target.name`` read the database, then wait for the
-    returned event before answering: a read that straddles a change."""
+    returned gate before answering: a read that straddles a change. The second
+    event is set once that read is parked at the gate."""
     real = getattr(target, name)
     gate = asyncio.Event()
+    parked = asyncio.Event()
     calls = 0
 
     async def gated(*args: Any, **kwargs: Any) -> Any:
@@ -255,11 +259,12 @@ def _gated(monkeypatch: pytest.MonkeyPatch, target: Any, name: str) -> asyncio.E
         calls += 1
         result = await real(*args, **kwargs)
         if calls == 1:
+            parked.set()
             await gate.wait()
         return result
 
     monkeypatch.setattr(target, name, gated)
-    return gate
+    return gate, parked
 
 
 async def test_a_key_revoked_while_its_read_is_in_flight_is_refused_at_once(
@@ -271,10 +276,10 @@ async def test_a_key_revoked_while_its_read_is_in_flight_is_refused_at_once(
             session, ADMIN, ApiKeyCreate(name="x", owner="y", roles=[Role.service])
         )
     store.forget(created.id)
-    gate = _gated(monkeypatch, repository, "get_api_key")
+    gate, parked = _gated(monkeypatch, repository, "get_api_key")
 
     before = asyncio.create_task(store.authenticate(created.secret))
-    await asyncio.sleep(0.05)  # its read has the row as it was
+    await asyncio.wait_for(parked.wait(), 10)  # its read has the row as it was
     async with gateway_database.sessionmaker() as session, session.begin():
         await store.revoke_key(session, ADMIN, created.id)
     # The revocation was answered: a request arriving now must not ride on
@@ -300,7 +305,7 @@ async def test_an_agent_whose_mapping_is_deleted_during_a_read_loses_it_at_once(
                 match="subject", value="agent-7", roles=[Role.network_manager], network="caf"
             ),
         )
-    gate = _gated(monkeypatch, repository, "find_mappings")
+    gate, parked = _gated(monkeypatch, repository, "find_mappings")
 
     def sign_in() -> Any:
         return agents.principal_for(
@@ -308,7 +313,7 @@ async def test_an_agent_whose_mapping_is_deleted_during_a_read_loses_it_at_once(
         )
 
     before = asyncio.create_task(sign_in())
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(parked.wait(), 10)
     async with gateway_database.sessionmaker() as session, session.begin():
         await agents.delete_mapping(session, ADMIN, made.id)
     after = asyncio.create_task(sign_in())

@@ -94,12 +94,14 @@ def candidates(
     if email and not email_domain:
         email_domain = email.rpartition("@")[2]
     found: list[tuple[str, str]] = []
-    for match, value in (
-        ("subject", subject),
-        ("email", email),
-        ("siret", siret),
-        ("email_domain", email_domain),
-    ):
+    claims: dict[MatchKind, str | None] = {
+        "subject": subject,
+        "email": email,
+        "siret": siret,
+        "email_domain": email_domain,
+    }
+    for match in PRECEDENCE:
+        value = claims[match]
         if not value:
             continue
         try:

@@ -27,7 +27,7 @@ from pydantic import (
 from spp_shared.contracts.sites import ExternalCode, Strict, single_line
 from spp_shared.contracts.types import NetworkCode, normalize_email, normalize_siret
 from spp_shared.kit.identity import Principal, PrincipalKind, Role
-from spp_shared.kit.permissions import MATRIX, Action, Scope, grant
+from spp_shared.kit.permissions import MATRIX, WIDTH, Action, Scope, grant
 
 # --- roles each credential may carry ------------------------------------------
 
@@ -134,14 +134,11 @@ def grant_issues(
     return issues
 
 
-_WIDTH = {Scope.any: 3, Scope.network: 2, Scope.site: 1, Scope.own: 0}
-
-
 def _covers(actor: Principal, mine: Scope, grantee: Principal, theirs: Scope) -> bool:
     """Whether ``actor``'s grant ``mine`` reaches at least as far as ``theirs``."""
     if mine is Scope.any:
         return True
-    if _WIDTH[theirs] > _WIDTH[mine] or theirs is Scope.own:
+    if WIDTH[theirs] > WIDTH[mine] or theirs is Scope.own:
         return False
     if mine is Scope.network:
         return actor.network is not None and grantee.network == actor.network and not grantee.sites

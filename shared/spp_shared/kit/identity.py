@@ -66,10 +66,6 @@ class Principal(BaseModel):
     def has_role(self, *roles: Role) -> bool:
         return any(r in self.roles for r in roles)
 
-    @property
-    def is_admin(self) -> bool:
-        return Role.programme_admin in self.roles
-
 
 ANONYMOUS = Principal()
 

@@ -52,7 +52,8 @@ class Scope(StrEnum):
     own = "own"
 
 
-_WIDTH = {Scope.any: 3, Scope.network: 2, Scope.site: 1, Scope.own: 0}
+# How far each scope reaches, for comparing grants.
+WIDTH = {Scope.any: 3, Scope.network: 2, Scope.site: 1, Scope.own: 0}
 
 # The roles a programme actor can hold; ``public`` is everyone, signed in or not.
 ROLES: tuple[Role, ...] = (
@@ -114,8 +115,6 @@ DESCRIPTIONS: Mapping[Action, str] = {
     Action.audit_read: "read the audit log",
 }
 
-ACTIONS: frozenset[str] = frozenset(a.value for a in Action)
-
 
 def grant(principal: Principal, action: Action) -> Scope | None:
     """The widest scope ``principal`` holds for ``action``, or ``None``.
@@ -133,7 +132,7 @@ def grant(principal: Principal, action: Action) -> Scope | None:
     best: Scope | None = None
     for role in principal.roles:
         scope = row.get(role)
-        if scope is not None and (best is None or _WIDTH[scope] > _WIDTH[best]):
+        if scope is not None and (best is None or WIDTH[scope] > WIDTH[best]):
             best = scope
     return best
 
