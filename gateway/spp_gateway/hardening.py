@@ -21,14 +21,13 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-import orjson
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from spp_gateway.policy import RouteGroup, classify
 from spp_gateway.routes import API_PREFIX
 from spp_gateway.settings import GatewaySettings
-from spp_shared.kit.errors import PROBLEM_MEDIA_TYPE, problem_body
+from spp_shared.kit.errors import problem_body, send_problem_response
 from spp_shared.kit.guards import has_control_characters
 
 DOCS_PATH = "/docs"
@@ -111,28 +110,16 @@ async def _send_problem(
     state = scope.get("state")
     # The path may be the very thing refused (8 KB of it, or control bytes).
     instance = scope["path"].encode("unicode_escape").decode()[:200]
-    body = orjson.dumps(
-        problem_body(
-            status=status,
-            type_=type_,
-            title=title,
-            detail=detail,
-            instance=instance,
-            request_id=state.get("request_id") if state else None,
-            **extra,
-        )
+    body = problem_body(
+        status=status,
+        type_=type_,
+        title=title,
+        detail=detail,
+        instance=instance,
+        request_id=state.get("request_id") if state else None,
+        **extra,
     )
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
-                (_CONTENT_LENGTH, str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_problem_response(send, body)
 
 
 class SecurityHeaders:

@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, Protocol
 
 import aiohttp
-import orjson
 import structlog
 from starlette.types import Receive, Scope, Send
 from yarl import URL
@@ -34,7 +33,11 @@ from spp_gateway.policy import READ_METHODS, RouteGroup, classify
 from spp_gateway.ratelimit import RateLimiter, send_rate_limited
 from spp_gateway.routes import LOCAL, RouteTable, is_bulk
 from spp_gateway.upstream import UpstreamClient
-from spp_shared.kit.errors import PROBLEM_MEDIA_TYPE, TYPE_BASE, status_problem
+from spp_shared.kit.errors import (
+    TYPE_BASE,
+    send_problem_response,
+    status_problem,
+)
 from spp_shared.kit.identity import ANONYMOUS, ASSERTION_HEADER, PRINCIPAL_STATE, Principal
 from spp_shared.kit.logging import REQUEST_ID_HEADER, clean_request_id
 
@@ -84,8 +87,6 @@ _DROP_RESPONSE = HOP_BY_HOP | {b"server", b"date", REQUEST_ID_HEADER}
 # A response this small (by Content-Length) is read whole before answering:
 # one ASGI message instead of three, and a read failure still gets a 504/502.
 _SMALL_BODY = 64 * 1024
-
-_PROBLEM_CT = (b"content-type", PROBLEM_MEDIA_TYPE.encode())
 
 
 class ClientDisconnected(Exception):
@@ -154,19 +155,7 @@ async def send_problem(
         body["type"] = TYPE_BASE + type_
     if title is not None:
         body["title"] = title
-    payload = orjson.dumps(body)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                _PROBLEM_CT,
-                (_CONTENT_LENGTH, str(len(payload)).encode()),
-                *headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": payload})
+    await send_problem_response(send, body, headers=headers)
 
 
 class Proxy:

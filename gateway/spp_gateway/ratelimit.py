@@ -22,7 +22,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 import structlog
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage, Storage
@@ -32,7 +31,7 @@ from starlette.types import Send
 
 from spp_gateway.policy import RouteGroup
 from spp_gateway.settings import GatewaySettings
-from spp_shared.kit.errors import PROBLEM_MEDIA_TYPE, problem_body
+from spp_shared.kit.errors import problem_body, send_problem_response
 
 log = structlog.get_logger("spp.gateway.ratelimit")
 
@@ -305,19 +304,7 @@ async def send_rate_limited(
         instance=instance,
         request_id=request_id,
     )
-    payload = orjson.dumps(body)
     headers = decision.headers()
     if not any(name == b"retry-after" for name, _ in headers):
         headers.append((b"retry-after", str(decision.reset_after).encode()))
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 429,
-            "headers": [
-                (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
-                (b"content-length", str(len(payload)).encode()),
-                *headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": payload})
+    await send_problem_response(send, body, headers=headers)

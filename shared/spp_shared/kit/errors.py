@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.types import Send
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 TYPE_BASE = "https://servicespublicsplus.fr/problems/"
@@ -179,6 +180,26 @@ def status_problem(status: int, detail: str | None = None, **extra: Any) -> dict
     """Problem body for a bare HTTP status (used by the gateway too)."""
     type_, title = _STATUS_TYPES.get(status, ("about:blank", "Error"))
     return problem_body(status=status, type_=type_, title=title, detail=detail, **extra)
+
+
+async def send_problem_response(
+    send: Send, body: Mapping[str, Any], *, headers: Iterable[tuple[bytes, bytes]] = ()
+) -> None:
+    """Answer with ``body`` (a problem) from plain ASGI code: the middlewares and
+    the gateway's proxy that run before, or without, any framework."""
+    payload = orjson.dumps(body)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": body["status"],
+            "headers": [
+                (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+                (b"content-length", str(len(payload)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
 
 
 def request_id_of(request: Request) -> str | None:

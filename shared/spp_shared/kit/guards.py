@@ -11,10 +11,9 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote_to_bytes
 
-import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from spp_shared.kit.errors import PROBLEM_MEDIA_TYPE, status_problem
+from spp_shared.kit.errors import send_problem_response, status_problem
 
 _CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -58,15 +57,4 @@ class ControlCharacterGuard:
 
 
 async def _refuse(send: Send, status: int, detail: str, instance: str) -> None:
-    body = orjson.dumps(status_problem(status, detail, instance=instance))
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_problem_response(send, status_problem(status, detail, instance=instance))

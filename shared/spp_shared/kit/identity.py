@@ -15,12 +15,11 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 import jwt
-import orjson
 from fastapi import Depends, Request
 from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from spp_shared.kit.errors import PROBLEM_MEDIA_TYPE, Unauthorized
+from spp_shared.kit.errors import Unauthorized, send_problem_response
 
 ASSERTION_HEADER = "x-spp-assertion"
 ISSUER = "spp-gateway"
@@ -179,18 +178,7 @@ async def _refuse(send: Send, exc: Unauthorized, scope: Scope) -> None:
     body = exc.to_body(instance=scope["path"])
     state = scope.get("state") or {}
     body["request_id"] = state.get("request_id")
-    payload = orjson.dumps(body)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": exc.status,
-            "headers": [
-                (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
-                (b"content-length", str(len(payload)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": payload})
+    await send_problem_response(send, body)
 
 
 async def get_principal(request: Request) -> Principal:
