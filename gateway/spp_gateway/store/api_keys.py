@@ -43,7 +43,7 @@ from spp_gateway.store.keys import (
     new_key_id,
     parse_key,
 )
-from spp_gateway.store.paging import after_time_cursor, time_cursor
+from spp_gateway.store.paging import after_time_cursor, newest_first_page
 from spp_shared.contracts.access import (
     API_KEY_ROLES,
     ApiKeyCreate,
@@ -353,10 +353,9 @@ class ApiKeyStore:
             after=after_time_cursor(cursor),
             limit=limit + 1,
         )
-        items = [key_out(r) for r in rows[:limit]]
-        last = rows[limit - 1] if len(rows) > limit else None
-        next_cursor = time_cursor(last.created_at, last.id) if last is not None else None
-        return Page[ApiKeyOut](items=items, next_cursor=next_cursor)
+        return newest_first_page(
+            Page[ApiKeyOut], rows, limit, key_out, lambda r: (r.created_at, r.id)
+        )
 
     async def get_key(self, session: AsyncSession, key_id: str) -> ApiKeyOut:
         return key_out(await _get(session, key_id))

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from spp_gateway.models import ACTOR_LENGTH, TARGET_LENGTH, AuditEvent
 from spp_gateway.store import repository as repo
 from spp_gateway.store.keys import new_id
-from spp_gateway.store.paging import after_time_cursor, time_cursor
+from spp_gateway.store.paging import after_time_cursor, newest_first_page
 from spp_shared.contracts.access import AuditEventOut
 from spp_shared.kit.db import Database
 from spp_shared.kit.identity import Principal
@@ -178,7 +178,4 @@ async def list_events(
         after=after_time_cursor(cursor),
         limit=limit + 1,
     )
-    items = [event_out(r) for r in rows[:limit]]
-    last = rows[limit - 1] if len(rows) > limit else None
-    next_cursor = time_cursor(last.at, last.id) if last is not None else None
-    return Page[AuditEventOut](items=items, next_cursor=next_cursor)
+    return newest_first_page(Page[AuditEventOut], rows, limit, event_out, lambda r: (r.at, r.id))

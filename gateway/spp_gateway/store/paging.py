@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import TypeVar
 
-from spp_shared.kit.pagination import InvalidCursor, decode_cursor, encode_cursor
+from pydantic import BaseModel
+
+from spp_shared.kit.pagination import InvalidCursor, Page, decode_cursor, encode_cursor
+
+Row = TypeVar("Row")
+Out = TypeVar("Out", bound=BaseModel)
 
 
 def time_cursor(at: datetime, row_id: str) -> str:
@@ -26,3 +33,17 @@ def after_time_cursor(cursor: str | None) -> tuple[datetime, str] | None:
     except (TypeError, ValueError, OverflowError) as exc:
         raise InvalidCursor("The cursor is not one this API issued.") from exc
     return at, row_id
+
+
+def newest_first_page(
+    page: type[Page[Out]],
+    rows: Sequence[Row],
+    limit: int,
+    out: Callable[[Row], Out],
+    key: Callable[[Row], tuple[datetime, str]],
+) -> Page[Out]:
+    """A page from ``limit + 1`` rows read newest first: the extra row only
+    says there is more, and the last row shown is where the next page starts."""
+    items = [out(r) for r in rows[:limit]]
+    next_cursor = time_cursor(*key(rows[limit - 1])) if len(rows) > limit else None
+    return page(items=items, next_cursor=next_cursor)
