@@ -184,7 +184,11 @@ def cmd_list(args: argparse.Namespace) -> None:
         cursor: str | None = None
         while True:
             page = await store.list_keys(
-                session, include_revoked=args.include_revoked, cursor=cursor, limit=500
+                session,
+                CLI_ACTOR,
+                include_revoked=args.include_revoked,
+                cursor=cursor,
+                limit=500,
             )
             keys.extend(page.items)
             if page.next_cursor is None:

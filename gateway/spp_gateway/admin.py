@@ -34,17 +34,24 @@ from spp_shared.contracts.access import (
 )
 from spp_shared.contracts.types import NetworkCode
 from spp_shared.kit.db import ReadSessionDep, SessionDep
-from spp_shared.kit.errors import request_id_of
+from spp_shared.kit.errors import PROBLEM_RESPONSES, request_id_of
 from spp_shared.kit.etags import not_modified, validators
 from spp_shared.kit.pagination import DEFAULT_LIMIT, Page
 from spp_shared.kit.params import Cursor, IfMatch, IfModifiedSince, IfNoneMatch, Limit
 from spp_shared.kit.permissions import Access, Action, allowed
 
-router = APIRouter(prefix="/v1")
+# Every problem the gateway's own resources answer, declared like the services do.
+router = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
 
 
 ManageKeys = Annotated[Access, allowed(Action.api_keys_manage)]
 ManageMappings = Annotated[Access, allowed(Action.agent_mappings_manage)]
+
+# A caller acts only on credentials no wider than its own (a key narrowed by
+# scopes to managing keys or mappings must not undo the administrators').
+BEYOND_CALLER = (
+    "403 `grant-beyond-caller` when the target allows more than the caller's own credential."
+)
 
 # A response showing a secret must not stay in any cache, shared or the browser's.
 NO_STORE = {"Cache-Control": "no-store"}
@@ -96,11 +103,12 @@ async def create_api_key(
     "/api-keys",
     tags=["api-keys"],
     summary="List API keys (never their secrets)",
-    dependencies=[allowed(Action.api_keys_manage)],
+    description="Only the keys no wider than the caller's own credential are listed.",
 )
 async def list_api_keys(
     session: ReadSessionDep,
     store: ApiKeysDep,
+    access: ManageKeys,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
     owner: Annotated[str | None, Query(max_length=200, pattern=NO_CONTROL_CHARACTERS)] = None,
@@ -109,6 +117,7 @@ async def list_api_keys(
 ) -> Page[ApiKeyOut]:
     return await store.list_keys(
         session,
+        access.principal,
         owner=owner,
         network=network,
         include_revoked=include_revoked,
@@ -121,16 +130,19 @@ async def list_api_keys(
     "/api-keys/{key_id}",
     tags=["api-keys"],
     summary="Get an API key",
-    dependencies=[allowed(Action.api_keys_manage)],
+    description=BEYOND_CALLER,
 )
-async def get_api_key(key_id: str, session: ReadSessionDep, store: ApiKeysDep) -> ApiKeyOut:
-    return await store.get_key(session, key_id)
+async def get_api_key(
+    key_id: str, session: ReadSessionDep, store: ApiKeysDep, access: ManageKeys
+) -> ApiKeyOut:
+    return await store.get_key(session, access.principal, key_id)
 
 
 @router.post(
     "/api-keys/{key_id}/rotate",
     tags=["api-keys"],
     summary="Give an API key a new secret (the old one stops working at once)",
+    description=BEYOND_CALLER,
 )
 async def rotate_api_key(
     key_id: str,
@@ -151,6 +163,7 @@ async def rotate_api_key(
     "/api-keys/{key_id}",
     tags=["api-keys"],
     summary="Revoke an API key (kept for the record; revoking again changes nothing)",
+    description=BEYOND_CALLER,
 )
 async def revoke_api_key(
     key_id: str, request: Request, session: SessionDep, store: ApiKeysDep, access: ManageKeys
@@ -189,18 +202,19 @@ async def create_agent_mapping(
     "/agent-mappings",
     tags=["agent-mappings"],
     summary="List agent mappings",
-    dependencies=[allowed(Action.agent_mappings_manage)],
+    description="Only the mappings no wider than the caller's own credential are listed.",
 )
 async def list_agent_mappings(
     session: ReadSessionDep,
     agents: AgentsDep,
+    access: ManageMappings,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
     match: Annotated[MatchKind | None, Query()] = None,
     network: Annotated[NetworkCode | None, Query()] = None,
 ) -> Page[AgentMappingOut]:
     return await agents.list_mappings(
-        session, match=match, network=network, cursor=cursor, limit=limit
+        session, access.principal, match=match, network=network, cursor=cursor, limit=limit
     )
 
 
@@ -209,17 +223,18 @@ async def list_agent_mappings(
     tags=["agent-mappings"],
     response_model=AgentMappingOut,
     summary="Get an agent mapping",
-    dependencies=[allowed(Action.agent_mappings_manage)],
+    description=BEYOND_CALLER,
 )
 async def get_agent_mapping(
     mapping_id: str,
     session: ReadSessionDep,
     agents: AgentsDep,
+    access: ManageMappings,
     response: Response,
     if_none_match: IfNoneMatch = None,
     if_modified_since: IfModifiedSince = None,
 ) -> AgentMappingOut | Response:
-    mapping = await agents.get_mapping(session, mapping_id)
+    mapping = await agents.get_mapping(session, access.principal, mapping_id)
     tag = mapping_etag(mapping)
     headers = validators(tag, mapping.updated_at)
     if not_modified(if_none_match, if_modified_since, tag, mapping.updated_at):
@@ -232,6 +247,7 @@ async def get_agent_mapping(
     "/agent-mappings/{mapping_id}",
     tags=["agent-mappings"],
     summary="Change an agent mapping's roles, network or sites (If-Match required)",
+    description=BEYOND_CALLER,
 )
 async def patch_agent_mapping(
     mapping_id: str,
@@ -260,6 +276,7 @@ async def patch_agent_mapping(
     tags=["agent-mappings"],
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete an agent mapping (If-Match optional)",
+    description=BEYOND_CALLER,
 )
 async def delete_agent_mapping(
     mapping_id: str,

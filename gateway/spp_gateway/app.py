@@ -40,6 +40,7 @@ from spp_gateway.routes import API_PREFIX, RouteTable
 from spp_gateway.settings import GatewaySettings
 from spp_gateway.store import AgentDirectory, ApiKeyStore, record_request
 from spp_gateway.upstream import UpstreamClient
+from spp_shared.kit.app import PROBLEM_SCHEMA
 from spp_shared.kit.db import Database
 from spp_shared.kit.errors import install_problem_handlers
 from spp_shared.kit.identity import Principal
@@ -140,9 +141,13 @@ def _internal_app(
 
     def own_openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = get_openapi(
-                title=app.title, version="1.0.0", routes=list(admin_router.routes)
+            schema = get_openapi(title=app.title, version="1.0.0", routes=list(admin_router.routes))
+            # The admin routes declare their problems (403, 404...) as the
+            # services' routes do; the schema they point to comes with them.
+            schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = (
+                PROBLEM_SCHEMA
             )
+            app.openapi_schema = schema
         return app.openapi_schema
 
     openapi_cache = OpenAPICache(

@@ -153,13 +153,99 @@ async def test_a_key_scoped_to_managing_keys_cannot_mint_or_recover_a_wider_key(
         await gateway.get("/v1/api-keys", headers={"X-API-Key": full["secret"]})
     ).status_code == 200
 
-    # Within its own scopes it still works, and revoking never widens anything.
+    # Within its own scopes it still works.
     same = await new_api_key(gateway, as_rotator, scopes=["api-keys:manage"])
     assert same.status_code == 201, same.text
     again = await gateway.post(f"/v1/api-keys/{same.json()['id']}/rotate", headers=as_rotator)
     assert again.status_code == 200, again.text
-    revoked = await gateway.delete(f"/v1/api-keys/{full['id']}", headers=as_rotator)
-    assert revoked.status_code == 200, revoked.text
+
+
+async def all_pages(gw: httpx.AsyncClient, path: str, headers: dict[str, str]) -> list[str]:
+    """The ids of every item of a listing, one item a page (the filter must page right)."""
+    ids: list[str] = []
+    cursor: str | None = None
+    while True:
+        params = {"limit": 1} | ({"cursor": cursor} if cursor else {})
+        resp = await gw.get(path, params=params, headers=headers)
+        assert resp.status_code == 200, resp.text
+        ids += [item["id"] for item in resp.json()["items"]]
+        cursor = resp.json()["next_cursor"]
+        if cursor is None:
+            return ids
+
+
+async def test_a_key_scoped_to_managing_keys_acts_only_on_keys_no_wider(
+    gateway: httpx.AsyncClient,
+) -> None:
+    full = (await new_api_key(gateway, BOOTSTRAP, name="full admin")).json()
+    rotator = (await new_api_key(gateway, BOOTSTRAP, scopes=["api-keys:manage"])).json()
+    as_rotator = {"X-API-Key": rotator["secret"]}
+    same = (await new_api_key(gateway, as_rotator, scopes=["api-keys:manage"])).json()
+    newer_full = (await new_api_key(gateway, BOOTSTRAP, name="newer full admin")).json()
+
+    # It was: 200, the administrators' key revoked by a key that manages keys only.
+    revoked = problem(await gateway.delete(f"/v1/api-keys/{full['id']}", headers=as_rotator), 403)
+    assert revoked["type"].endswith("grant-beyond-caller")
+    assert "revoke" in revoked["detail"]
+    assert (await gateway.get("/v1/api-keys", headers={"X-API-Key": full["secret"]})).is_success
+    problem(await gateway.get(f"/v1/api-keys/{full['id']}", headers=as_rotator), 403)
+
+    # It was: every key listed. Now only those no wider, page after page.
+    seen = await all_pages(gateway, "/v1/api-keys", as_rotator)
+    assert {rotator["id"], same["id"]} <= set(seen)
+    assert not {full["id"], newer_full["id"]} & set(seen)
+    everything = await all_pages(gateway, "/v1/api-keys", BOOTSTRAP)
+    assert {full["id"], newer_full["id"], rotator["id"], same["id"]} <= set(everything)
+
+    # Keys no wider it still reads and revokes.
+    got = await gateway.get(f"/v1/api-keys/{same['id']}", headers=as_rotator)
+    assert got.status_code == 200, got.text
+    gone = await gateway.delete(f"/v1/api-keys/{same['id']}", headers=as_rotator)
+    assert gone.status_code == 200, gone.text
+
+
+async def test_a_key_scoped_to_mappings_acts_only_on_mappings_no_wider(
+    gateway: httpx.AsyncClient,
+) -> None:
+    mapper = (
+        await new_api_key(gateway, BOOTSTRAP, scopes=["agent-mappings:manage", "sites:lookup"])
+    ).json()
+    as_mapper = {"X-API-Key": mapper["secret"]}
+    admins = await gateway.post(
+        "/v1/agent-mappings",
+        json={
+            "match": "email_domain",
+            "value": "modernisation.gouv.fr",
+            "roles": ["programme_admin"],
+        },
+        headers=BOOTSTRAP,
+    )
+    assert admins.status_code == 201, admins.text
+    url = f"/v1/agent-mappings/{admins.json()['id']}"
+    moderators = await gateway.post(
+        "/v1/agent-mappings",
+        json={"match": "email_domain", "value": "moderation.gouv.fr", "roles": ["moderator"]},
+        headers=as_mapper,
+    )
+    assert moderators.status_code == 201, moderators.text
+
+    # It was: 204, the programme's administrators signed in as nobody.
+    deleted = problem(await gateway.delete(url, headers=as_mapper), 403)
+    assert deleted["type"].endswith("grant-beyond-caller")
+    # It was: 200, the administrators demoted (a narrower grant, but theirs to keep).
+    demote = await gateway.patch(
+        url, json={"roles": ["moderator"]}, headers=as_mapper | {"If-Match": "*"}
+    )
+    problem(demote, 403)
+    problem(await gateway.get(url, headers=as_mapper), 403)
+    seen = await all_pages(gateway, "/v1/agent-mappings", as_mapper)
+    assert moderators.json()["id"] in seen
+    assert admins.json()["id"] not in seen
+    assert admins.json()["id"] in await all_pages(gateway, "/v1/agent-mappings", BOOTSTRAP)
+    assert (await gateway.get(url, headers=BOOTSTRAP)).json()["roles"] == ["programme_admin"]
+
+    own = f"/v1/agent-mappings/{moderators.json()['id']}"
+    assert (await gateway.delete(own, headers=as_mapper)).status_code == 204
 
 
 async def test_a_key_scoped_to_mappings_cannot_make_an_agent_an_unscoped_admin(

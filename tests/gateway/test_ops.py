@@ -161,3 +161,19 @@ def test_openapi_and_docs_are_not_proxied() -> None:
     routes = RouteTable({n: "http://x" for n in ("sites", "feedback", "indicators", "labelling")})
     assert routes.match("/openapi.json") is None
     assert routes.match("/docs") is None
+
+
+async def test_the_gateways_own_resources_declare_their_problems(gateway: ServedApp) -> None:
+    async with httpx.AsyncClient(base_url=gateway.url) as client:
+        spec = (await client.get("/openapi.json")).json()
+    for path, method in [
+        ("/v1/api-keys/{key_id}", "delete"),
+        ("/v1/api-keys/{key_id}", "get"),
+        ("/v1/agent-mappings/{mapping_id}", "delete"),
+    ]:
+        forbidden = spec["paths"][path][method]["responses"]["403"]
+        [(media, body)] = forbidden["content"].items()
+        assert media == "application/problem+json", (path, method)
+        # The test upstreams have a Problem of their own: the merge prefixes the clash.
+        name = body["schema"]["$ref"].rpartition("/")[2]
+        assert spec["components"]["schemas"][name]["title"] == "Problem"

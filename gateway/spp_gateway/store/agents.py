@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,11 +44,13 @@ from spp_gateway.store.errors import (
     StoreUnavailable,
 )
 from spp_gateway.store.keys import is_row_id, new_id
+from spp_gateway.store.paging import kept_rows
 from spp_shared.contracts.access import (
     AGENT_ROLES,
     AgentMappingCreate,
     AgentMappingOut,
     AgentMappingPatch,
+    FieldIssue,
     MatchKind,
     escalation_issues,
     grant_issues,
@@ -268,24 +270,35 @@ class AgentDirectory:
     async def list_mappings(
         self,
         session: AsyncSession,
+        actor: Principal,
         *,
         match: MatchKind | None = None,
         network: str | None = None,
         cursor: str | None = None,
         limit: int = 50,
     ) -> Page[AgentMappingOut]:
-        """Mappings oldest first (ids sort by creation)."""
+        """Mappings oldest first (ids sort by creation), only those no wider
+        than ``actor`` (batches read until the page is full, as for keys)."""
         key = decode_cursor(cursor)
-        after = str(key[0]) if key else None
-        rows = await repo.list_mappings(
-            session, match=match, network=network, after=after, limit=limit + 1
-        )
-        items = [mapping_out(r) for r in rows[:limit]]
-        next_cursor = encode_cursor([rows[limit - 1].id]) if len(rows) > limit else None
+        start = str(key[0]) if key else None
+
+        async def read(last: AgentMapping | None, n: int) -> Sequence[AgentMapping]:
+            after = last.id if last is not None else start
+            return await repo.list_mappings(
+                session, match=match, network=network, after=after, limit=n
+            )
+
+        shown = await kept_rows(read, lambda r: not _beyond(actor, r), limit)
+        items = [mapping_out(r) for r in shown[:limit]]
+        next_cursor = encode_cursor([shown[limit - 1].id]) if len(shown) > limit else None
         return Page[AgentMappingOut](items=items, next_cursor=next_cursor)
 
-    async def get_mapping(self, session: AsyncSession, mapping_id: str) -> AgentMappingOut:
-        return mapping_out(await _get(session, mapping_id))
+    async def get_mapping(
+        self, session: AsyncSession, actor: Principal, mapping_id: str
+    ) -> AgentMappingOut:
+        row = await _get(session, mapping_id)
+        _ensure_row_within(actor, row, what="read this mapping")
+        return mapping_out(row)
 
     async def patch_mapping(
         self,
@@ -300,6 +313,9 @@ class AgentDirectory:
         """Change roles, network or sites; ``If-Match`` required (lost updates
         of grants are silent privilege changes)."""
         row = await _get(session, mapping_id, for_update=True)
+        # Changing a wider mapping, even narrowing it, takes from its agents
+        # what the caller could not have granted.
+        _ensure_row_within(actor, row, what="change this mapping")
         check_if_match(if_match, mapping_etag(row))
         changes = patch.model_dump(mode="json", exclude_unset=True)
         roles = [Role(r) for r in changes.get("roles", row.roles)]
@@ -340,6 +356,7 @@ class AgentDirectory:
     ) -> None:
         """Remove a mapping (``If-Match`` optional): its agents lose what it granted."""
         row = await _get(session, mapping_id, for_update=True)
+        _ensure_row_within(actor, row, what="delete this mapping")
         check_if_match(if_match, mapping_etag(row), required=False)
         details = _details(row)
         await repo.delete_mapping(session, row.id)
@@ -371,6 +388,20 @@ def _ensure_within(
     actor: Principal, roles: list[Role], network: str | None, sites: list[str], *, what: str
 ) -> None:
     beyond = escalation_issues(actor, roles=roles, network=network, sites=sites)
+    if beyond:
+        raise GrantBeyondCaller.of(beyond, what=what)
+
+
+def _beyond(actor: Principal, row: AgentMapping) -> list[FieldIssue]:
+    """What mapping ``row`` grants that ``actor`` may not (empty: no wider)."""
+    return escalation_issues(
+        actor, roles=known_roles(row.roles), network=row.network, sites=row.sites
+    )
+
+
+def _ensure_row_within(actor: Principal, row: AgentMapping, *, what: str) -> None:
+    """A caller acts only on mappings no wider than itself (as for API keys)."""
+    beyond = _beyond(actor, row)
     if beyond:
         raise GrantBeyondCaller.of(beyond, what=what)
 

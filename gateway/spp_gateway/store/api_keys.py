@@ -43,12 +43,13 @@ from spp_gateway.store.keys import (
     new_key_id,
     parse_key,
 )
-from spp_gateway.store.paging import after_time_cursor, newest_first_page
+from spp_gateway.store.paging import after_time_cursor, kept_rows, newest_first_page
 from spp_shared.contracts.access import (
     API_KEY_ROLES,
     ApiKeyCreate,
     ApiKeyCreated,
     ApiKeyOut,
+    FieldIssue,
     escalation_issues,
     grant_issues,
 )
@@ -337,6 +338,7 @@ class ApiKeyStore:
     async def list_keys(
         self,
         session: AsyncSession,
+        actor: Principal,
         *,
         owner: str | None = None,
         network: str | None = None,
@@ -344,21 +346,34 @@ class ApiKeyStore:
         cursor: str | None = None,
         limit: int = 50,
     ) -> Page[ApiKeyOut]:
-        """Keys newest first; revoked ones only when asked."""
-        rows = await repo.list_api_keys(
-            session,
-            owner=owner,
-            network=network,
-            include_revoked=include_revoked,
-            after=after_time_cursor(cursor),
-            limit=limit + 1,
-        )
+        """Keys newest first, only those no wider than ``actor`` (see
+        :func:`beyond_caller`); revoked ones only when asked.
+
+        Whether a key is wider is decided in Python, from the permission
+        matrix (:func:`kept_rows`): keys are few (hundreds), and an unscoped
+        administrator's first batch always fills the page.
+        """
+        start = after_time_cursor(cursor)
+
+        async def read(last: ApiKey | None, n: int) -> Sequence[ApiKey]:
+            return await repo.list_api_keys(
+                session,
+                owner=owner,
+                network=network,
+                include_revoked=include_revoked,
+                after=(last.created_at, last.id) if last is not None else start,
+                limit=n,
+            )
+
+        shown = await kept_rows(read, lambda r: not beyond_caller(actor, r), limit)
         return newest_first_page(
-            Page[ApiKeyOut], rows, limit, key_out, lambda r: (r.created_at, r.id)
+            Page[ApiKeyOut], shown, limit, key_out, lambda r: (r.created_at, r.id)
         )
 
-    async def get_key(self, session: AsyncSession, key_id: str) -> ApiKeyOut:
-        return key_out(await _get(session, key_id))
+    async def get_key(self, session: AsyncSession, actor: Principal, key_id: str) -> ApiKeyOut:
+        row = await _get(session, key_id)
+        _ensure_within(actor, row, what="read this key")
+        return key_out(row)
 
     async def rotate_key(
         self,
@@ -376,15 +391,7 @@ class ApiKeyStore:
             raise ApiKeyRevoked(f"The API key '{key_id}' is revoked; create a new one.")
         # The answer hands the caller a working secret of this key: as much
         # as creating it would.
-        beyond = escalation_issues(
-            actor,
-            roles=known_roles(row.roles),
-            network=row.network,
-            sites=row.sites,
-            scopes=row.scopes,
-        )
-        if beyond:
-            raise GrantBeyondCaller.of(beyond, what="rotate this key")
+        _ensure_within(actor, row, what="rotate this key")
         secret = new_key(key_id)
         row.secret_hash = hash_key(secret)
         row.rotated_at = now()
@@ -415,6 +422,9 @@ class ApiKeyStore:
         nothing (nothing changed).
         """
         row = await _get(session, key_id, for_update=True)
+        # Taking a wider key away from its holder is acting on it: a key
+        # narrowed to managing keys must not cut off the administrators.
+        _ensure_within(actor, row, what="revoke this key")
         if row.revoked_at is None:
             row.revoked_at = now()
             await session.flush()
@@ -429,6 +439,28 @@ class ApiKeyStore:
             )
         self._forget_on_commit(session, key_id)
         return key_out(row)
+
+
+def beyond_caller(actor: Principal, row: ApiKey) -> list[FieldIssue]:
+    """What key ``row`` allows that ``actor`` may not (empty: it is no wider).
+
+    The rule that refuses minting a wider key (:func:`escalation_issues`)
+    applies to every act on an existing one: a caller reads, lists, rotates
+    and revokes only keys no wider than its own credential.
+    """
+    return escalation_issues(
+        actor,
+        roles=known_roles(row.roles),
+        network=row.network,
+        sites=row.sites,
+        scopes=row.scopes,
+    )
+
+
+def _ensure_within(actor: Principal, row: ApiKey, *, what: str) -> None:
+    beyond = beyond_caller(actor, row)
+    if beyond:
+        raise GrantBeyondCaller.of(beyond, what=what)
 
 
 async def _get(session: AsyncSession, key_id: str, *, for_update: bool = False) -> ApiKey:

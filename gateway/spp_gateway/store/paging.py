@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -47,3 +47,25 @@ def newest_first_page(
     items = [out(r) for r in rows[:limit]]
     next_cursor = time_cursor(*key(rows[limit - 1])) if len(rows) > limit else None
     return page(items=items, next_cursor=next_cursor)
+
+
+async def kept_rows(
+    read: Callable[[Row | None, int], Awaitable[Sequence[Row]]],
+    keep: Callable[[Row], bool],
+    limit: int,
+) -> list[Row]:
+    """Up to ``limit + 1`` rows that ``keep`` accepts, in the listing's order.
+
+    ``read(last, n)`` reads ``n`` rows after ``last`` (``None``: from the
+    start). Batches are read until a page and one more row are kept, or the
+    rows run out; a page built from the answer pages on from its last row
+    shown, whatever was skipped before it.
+    """
+    kept: list[Row] = []
+    last: Row | None = None
+    while True:
+        rows = await read(last, limit + 1)
+        kept += [r for r in rows if keep(r)]
+        if len(kept) > limit or len(rows) <= limit:
+            return kept
+        last = rows[-1]
