@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -30,15 +30,17 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from spp_gateway.admin import router as admin_router
 from spp_gateway.auth import Authenticator
-from spp_gateway.hardening import RequestBounds, SecurityHeaders, cors
+from spp_gateway.hardening import BodyPolicy, RequestBounds, SecurityHeaders, cors
 from spp_gateway.metrics import GatewayMetrics
 from spp_gateway.oidc import OidcConfig, OidcVerifier
 from spp_gateway.openapi import OpenAPICache
+from spp_gateway.ops import OpsToken
 from spp_gateway.proxy import Proxy
 from spp_gateway.ratelimit import RateLimiter
 from spp_gateway.routes import API_PREFIX, RouteTable
 from spp_gateway.settings import GatewaySettings
 from spp_gateway.store import AgentDirectory, ApiKeyStore, record_request
+from spp_gateway.uploads import UploadSlots
 from spp_gateway.upstream import UpstreamClient
 from spp_shared.kit.app import PROBLEM_SCHEMA
 from spp_shared.kit.db import Database
@@ -162,8 +164,13 @@ def _internal_app(
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "service": SERVICE_NAME}
 
+    ops = OpsToken(settings.metrics_token.get_secret_value() if settings.metrics_token else None)
+
     @app.get("/readyz")
-    async def readyz() -> JSONResponse:
+    async def readyz(request: Request) -> JSONResponse:
+        # Anyone (a load balancer, a probe) learns whether to send traffic;
+        # which part is down, only the operations tooling.
+        operator = ops.operator(request)
         names = list(routes.upstreams)
         results = await asyncio.gather(
             *(
@@ -178,18 +185,14 @@ def _internal_app(
         services = dict(zip(names, results, strict=True))
         database = await _database_ready(parts.db)
         ready = database == "ok" and all(r["status"] == "ok" for r in services.values())
-        return JSONResponse(
-            {
-                "status": "ok" if ready else "unavailable",
-                "service": SERVICE_NAME,
-                "database": database,
-                "services": services,
-            },
-            status_code=200 if ready else 503,
-        )
+        body: dict[str, Any] = {"status": "ok" if ready else "unavailable"}
+        if operator:
+            body |= {"service": SERVICE_NAME, "database": database, "services": services}
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.get("/metrics")
-    async def metrics_endpoint() -> Response:
+    async def metrics_endpoint(request: Request) -> Response:
+        ops.require(request)
         return metrics.render()
 
     @app.get("/openapi.json")
@@ -265,6 +268,8 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
         local=internal,
         limiter=parts.limiter if settings.rate_limits_enabled else None,
         audit=audit,
+        bodies=BodyPolicy(settings),
+        uploads=UploadSlots(settings.uploads_per_caller),
     )
     root: ASGIApp = Gateway(proxy, MetricsMiddleware(internal, metrics=metrics))
     root = RequestBounds(root, settings)

@@ -5,9 +5,11 @@
   headers that advertise the software behind.
 * :class:`RequestBounds` refuses what no route needs before anything reads
   it: oversized header blocks (431), request targets (414) and bodies (413),
-  the last by Content-Length up front or by counting a streamed body, and
-  control characters in the path or query string (400, as the services do:
-  the gateway's own resources read its database, where NUL is a 500).
+  the last by Content-Length up front or by counting a streamed body;
+  bodies that stall or trickle (408); and control characters in the path or
+  query string (400, as the services do: the gateway's own resources read
+  its database, where NUL is a 500). Refused bodies are read (up to a bound)
+  before the answer, so that a client still writing can read it.
 * :func:`cors` lets the ministry front-ends, and only them, call from a browser.
 
 Problem answers name what is wrong and the limit, never a header's value.
@@ -15,6 +17,7 @@ Problem answers name what is wrong and the limit, never a header's value.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import re
@@ -36,6 +39,8 @@ _CSP = b"content-security-policy"
 _CACHE_CONTROL = b"cache-control"
 _CONTENT_LENGTH = b"content-length"
 _TRANSFER_ENCODING = b"transfer-encoding"
+_EXPECT = b"expect"
+_CLOSE = ((b"connection", b"close"),)
 _CREDENTIAL_HEADERS = frozenset({b"authorization", b"x-api-key"})
 # Software banners: they only help whoever looks for a known vulnerability.
 _BANNERS = frozenset({b"server", b"x-powered-by"})
@@ -105,6 +110,8 @@ async def _send_problem(
     type_: str,
     title: str,
     detail: str,
+    *,
+    headers: Iterable[tuple[bytes, bytes]] = (),
     **extra: Any,
 ) -> None:
     state = scope.get("state")
@@ -119,7 +126,7 @@ async def _send_problem(
         request_id=state.get("request_id") if state else None,
         **extra,
     )
-    await send_problem_response(send, body)
+    await send_problem_response(send, body, headers=headers)
 
 
 class SecurityHeaders:
@@ -207,44 +214,108 @@ class SecurityHeaders:
         return buffered
 
 
-class BodyTooLarge(Exception):
-    """A streamed request body went over its route's limit while being read.
+class BodyRefused(Exception):
+    """A request body the gateway stopped reading: too large, or too slow.
 
     Raised by the ``receive`` that :class:`RequestBounds` hands to the app;
     whoever reads the body through a client library (aiohttp wraps it) should
     let it, or the exception it finds in the chain, propagate: the middleware
-    then answers 413.
+    then answers with :attr:`status`.
     """
 
+    status = 400
+    type_ = "bad-request"
+    title = "Bad request"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+
+class BodyTooLarge(BodyRefused):
+    """The body went over its route's limit."""
+
+    status = 413
+    type_ = "payload-too-large"
+    title = "Payload too large"
+
     def __init__(self, limit: int) -> None:
-        super().__init__(f"The request body is larger than {limit} bytes")
+        super().__init__(
+            f"The request body is larger than {limit} bytes, the limit for this route.",
+            limit_bytes=limit,
+        )
         self.limit = limit
 
 
-def _too_large_detail(limit: int) -> str:
-    return f"The request body is larger than {limit} bytes, the limit for this route."
+class BodyTimedOut(BodyRefused):
+    """The body stalled (nothing for too long) or trickled past its deadline."""
+
+    status = 408
+    type_ = "request-timeout"
+    title = "Request timeout"
+
+    def __init__(self, detail: str, seconds: float) -> None:
+        super().__init__(detail, timeout_seconds=seconds)
 
 
-class RequestBounds:
-    """431, 414 and 413 before the app reads anything it should not have to."""
+# A client that writes its whole body before reading (urllib, requests) gets
+# the 413 only if the server read what it sent: closing with unread bytes
+# makes the kernel answer with a reset, and the client sees that instead.
+# nginx keeps reading for a while after refusing (lingering close); an ASGI
+# app cannot read after its answer, so the gateway reads first, this much at
+# most, then answers.
+DRAIN_BYTES = 64 * 1024 * 1024
+DRAIN_SECONDS = 10.0
 
-    def __init__(self, app: ASGIApp, settings: GatewaySettings) -> None:
-        self.app = app
-        self.max_header_bytes = settings.max_header_bytes
-        self.max_url_bytes = settings.max_url_bytes
-        self.default_body_limit = settings.body_limit_default
-        self.body_limits: dict[RouteGroup, int] = {
+
+class BodyPolicy:
+    """How a route's request body is handled: its size limit, and whether the
+    gateway reads it whole before calling the upstream or streams it."""
+
+    __slots__ = ("default_limit", "limits", "max_buffered")
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.default_limit = settings.body_limit_default
+        self.limits: dict[RouteGroup, int] = {
             RouteGroup.read: settings.body_limit_read,
             RouteGroup.write: settings.body_limit_write,
             RouteGroup.submission: settings.body_limit_submission,
             RouteGroup.bulk: settings.body_limit_bulk,
             RouteGroup.admin: settings.body_limit_admin,
         }
+        self.max_buffered = settings.max_buffered_body
+
+    def limit(self, method: str, path: str) -> int:
+        if path == API_PREFIX or path.startswith(API_PREFIX + "/"):
+            return self.limits[classify(method, path)]
+        return self.default_limit
+
+    def streamed(self, method: str, path: str) -> bool:
+        """True when the body may be too large to hold: it streams upstream."""
+        return self.limit(method, path) > self.max_buffered
+
+
+class RequestBounds:
+    """431, 414, 413 and 408 before the app reads anything it should not have to.
+
+    A body is read under a deadline: :attr:`idle` seconds at most between two
+    reads, and for a body the gateway holds whole (a small one), :attr:`total`
+    seconds for all of it. A body that stalls is answered 408 and its
+    connection closed, so it holds nothing upstream for long.
+    """
+
+    def __init__(self, app: ASGIApp, settings: GatewaySettings) -> None:
+        self.app = app
+        self.max_header_bytes = settings.max_header_bytes
+        self.max_url_bytes = settings.max_url_bytes
+        self.bodies = BodyPolicy(settings)
+        self.idle = settings.body_idle_timeout
+        self.total = settings.body_receive_timeout
+        self.upload_idle = settings.upload_idle_timeout
 
     def body_limit(self, method: str, path: str) -> int:
-        if path == API_PREFIX or path.startswith(API_PREFIX + "/"):
-            return self.body_limits[classify(method, path)]
-        return self.default_body_limit
+        return self.bodies.limit(method, path)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -254,12 +325,15 @@ class RequestBounds:
         size = 0
         length: bytes | None = None
         chunked = False
+        expect_continue = False
         for name, value in scope["headers"]:
             size += len(name) + len(value) + 4  # "name: value\r\n"
             if name == _CONTENT_LENGTH:
                 length = value
             elif name == _TRANSFER_ENCODING:
                 chunked = True
+            elif name == _EXPECT:
+                expect_continue = value.lower() == b"100-continue"
         if size > self.max_header_bytes:
             await _send_problem(
                 send,
@@ -299,77 +373,145 @@ class RequestBounds:
             )
             return
 
-        limit = self.body_limit(scope["method"], scope["path"])
-        if length is not None and length.isdigit():
-            if int(length) > limit:
-                await self._too_large(send, scope, limit)
-                return
-            # The server reads exactly Content-Length bytes: nothing to count.
+        declared = int(length) if length is not None and length.isdigit() else None
+        if declared == 0 or (
+            declared is None
+            and not chunked
+            # HTTP/1.x: no Content-Length and no Transfer-Encoding means no body.
+            and scope.get("http_version", "1.1") in ("1.0", "1.1")
+        ):
             await self.app(scope, receive, send)
             return
-        # HTTP/1.x: no Content-Length and no Transfer-Encoding means no body.
-        if not chunked and scope.get("http_version", "1.1") in ("1.0", "1.1"):
-            await self.app(scope, receive, send)
+        method: str = scope["method"]
+        path: str = scope["path"]
+        limit = self.bodies.limit(method, path)
+        if declared is not None and declared > limit:
+            # Unless the client waits for a 100 Continue (then it sends nothing),
+            # read what it sends, so that it can read the answer.
+            if not expect_continue and declared <= DRAIN_BYTES:
+                await _drain(receive, DRAIN_BYTES)
+            await _refuse(send, scope, BodyTooLarge(limit))
             return
-        await self._counted(scope, receive, send, limit)
+        streamed = limit > self.bodies.max_buffered
+        await self._guarded(
+            scope,
+            receive,
+            send,
+            limit,
+            idle=self.upload_idle if streamed else self.idle,
+            total=None if streamed else self.total,
+        )
 
-    async def _counted(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+    async def _guarded(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        limit: int,
+        *,
+        idle: float,
+        total: float | None,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = None if total is None else loop.time() + total
         received = 0
-        exceeded = False
+        done = False  # the whole body is in: later receives only wait for a disconnect
+        refused: BodyRefused | None = None
         started = False
         answered = False
 
-        async def counted_receive() -> Message:
-            nonlocal received, exceeded
-            if exceeded:
-                raise BodyTooLarge(limit)
-            message = await receive()
+        async def guarded_receive() -> Message:
+            nonlocal received, done, refused
+            if refused is not None:
+                raise refused
+            if done:
+                return await receive()
+            wait = idle if deadline is None else min(idle, deadline - loop.time())
+            try:
+                async with asyncio.timeout(max(wait, 0.0)):
+                    message = await receive()
+            except TimeoutError:
+                stalled = deadline is None or loop.time() < deadline - 0.001
+                refused = BodyTimedOut(
+                    f"The request body stalled: nothing arrived for {idle:g} seconds."
+                    if stalled
+                    else f"The request body did not arrive whole within {total:g} seconds.",
+                    idle if stalled else (total or idle),
+                )
+                raise refused from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    exceeded = True
-                    raise BodyTooLarge(limit)
+                    refused = BodyTooLarge(limit)
+                    raise refused
+                done = not message.get("more_body", False)
             return message
 
         async def watched_send(message: Message) -> None:
             nonlocal started, answered
             if answered:
                 return  # the rest of the app's substitute answer
-            if exceeded and not started and message["type"] == "http.response.start":
+            if refused is not None and not started and message["type"] == "http.response.start":
                 # The app turned the exception into an answer of its own (a
-                # 500 or a 502): the truth is 413.
+                # 500 or a 502): the truth is 408 or 413.
                 answered = started = True
-                await self._too_large(send, scope, limit)
+                await self._refuse(receive, send, scope, refused)
                 return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
         try:
-            await self.app(scope, counted_receive, watched_send)
-            if exceeded and not started:  # the app swallowed it and said nothing
-                await self._too_large(send, scope, limit)
+            await self.app(scope, guarded_receive, watched_send)
+            if refused is not None and not started:  # the app swallowed it and said nothing
+                await self._refuse(receive, send, scope, refused)
         except Exception:
-            # After the limit, whatever escapes is a consequence of it (aiohttp
-            # wraps the BodyTooLarge its body generator met, for one).
-            if not exceeded:
+            # After a refusal, whatever escapes is a consequence of it (aiohttp
+            # wraps the BodyRefused its body generator met, for one).
+            if refused is None:
                 raise
             if not started:
-                await self._too_large(send, scope, limit)
+                await self._refuse(receive, send, scope, refused)
             # Started already: all that can be done is to stop the response,
             # which the server signals by closing the connection.
 
     @staticmethod
-    async def _too_large(send: Send, scope: Scope, limit: int) -> None:
-        await _send_problem(
-            send,
-            scope,
-            413,
-            "payload-too-large",
-            "Payload too large",
-            _too_large_detail(limit),
-            limit_bytes=limit,
-        )
+    async def _refuse(receive: Receive, send: Send, scope: Scope, refused: BodyRefused) -> None:
+        if isinstance(refused, BodyTooLarge):
+            await _drain(receive, DRAIN_BYTES)
+        await _refuse(send, scope, refused)
+
+
+async def _drain(receive: Receive, max_bytes: int) -> None:
+    """Read and drop the rest of a refused body: up to ``max_bytes``, for
+    :data:`DRAIN_SECONDS` at most, until the client stops or leaves."""
+    drained = 0
+    try:
+        async with asyncio.timeout(DRAIN_SECONDS):
+            while drained <= max_bytes:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return
+                drained += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    return
+    except TimeoutError:
+        return
+
+
+async def _refuse(send: Send, scope: Scope, refused: BodyRefused) -> None:
+    # The connection closes after the answer: what is left of the body must
+    # not be read as the next request.
+    await _send_problem(
+        send,
+        scope,
+        refused.status,
+        refused.type_,
+        refused.title,
+        refused.detail,
+        headers=_CLOSE,
+        **refused.extra,
+    )
 
 
 CORS_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")

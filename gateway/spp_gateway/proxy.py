@@ -3,8 +3,12 @@
 Per request, with no framework: one dict lookup to route, one pass over the
 headers, authentication (auth.py), the rate limit, then either the gateway's
 own resources (API keys, agent mappings, audit log, served in-process) or
-the upstream, with the signed assertion and the body streamed both ways (an
-upload or an export is never held in memory). Writes of signed-in callers
+the upstream, with the signed assertion. A small body (a route whose limit
+is at most ``max_buffered_body``) is read whole before an upstream
+connection is taken, so a client that stalls holds only its own socket; a
+large one (an upload) streams through its own pool, a few per caller at
+once, and responses stream back (an upload or an export is never held in
+memory). Writes of signed-in callers
 are audited once answered. Upstream failures become problem+json: 503 when
 the service cannot be reached, 504 when it is too slow, 502 for anything
 else it does wrong.
@@ -18,7 +22,7 @@ from typing import Any, Protocol
 
 import aiohttp
 import structlog
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 from yarl import URL
 
 from spp_gateway.auth import (
@@ -27,11 +31,12 @@ from spp_gateway.auth import (
     InvalidCredentials,
     rate_identity,
 )
-from spp_gateway.hardening import BodyTooLarge
+from spp_gateway.hardening import BodyPolicy, BodyRefused
 from spp_gateway.metrics import GatewayMetrics
 from spp_gateway.policy import READ_METHODS, RouteGroup, classify
 from spp_gateway.ratelimit import RateLimiter, send_rate_limited
 from spp_gateway.routes import LOCAL, RouteTable, is_bulk
+from spp_gateway.uploads import UploadSlots
 from spp_gateway.upstream import UpstreamClient
 from spp_shared.kit.errors import (
     TYPE_BASE,
@@ -110,6 +115,25 @@ def _with_headers(send: Send, extra: list[tuple[bytes, bytes]]) -> Send:
     return wrapped  # type: ignore[return-value]
 
 
+async def _read_body(receive: Receive) -> bytes:
+    """The whole request body (a small one: its route's limit bounds it)."""
+    return b"".join([chunk async for chunk in _request_body(receive)])
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that hands over ``body`` already read, then waits on the client."""
+    pending = True
+
+    async def replay() -> Message:
+        nonlocal pending
+        if pending:
+            pending = False
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
 async def _request_body(receive: Receive) -> AsyncIterator[bytes]:
     """The request body as it arrives, chunk by chunk (never buffered whole)."""
     while True:
@@ -171,6 +195,8 @@ class Proxy:
         local: Callable[[Scope, Receive, Send], Awaitable[None]] | None = None,
         limiter: RateLimiter | None = None,
         audit: AuditHook | None = None,
+        bodies: BodyPolicy | None = None,
+        uploads: UploadSlots | None = None,
     ) -> None:
         self.routes = routes
         self.auth = auth
@@ -179,6 +205,9 @@ class Proxy:
         self.local = local  # the gateway's own /v1 resources (API keys, mappings, audit)
         self.limiter = limiter
         self.audit = audit
+        # Without a policy every body streams (no route's body is held whole).
+        self.bodies = bodies
+        self.uploads = uploads
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -297,9 +326,46 @@ class Proxy:
                 return
             send = _with_headers(send, decision.headers())
 
+        body: bytes | None = None
+        streamed = has_body and (self.bodies is None or self.bodies.streamed(method, path))
+        if has_body and not streamed:
+            # Read before any upstream connection is taken: a body that stalls
+            # holds only its own client's socket (RequestBounds times it out).
+            try:
+                body = await _read_body(receive)
+            except ClientDisconnected:
+                self.metrics.observe(method, upstream.name, 499, started)
+                return
+            except BodyRefused as exc:
+                self.metrics.observe(method, upstream.name, exc.status, started)
+                raise
+            receive = _replay(body, receive)
+
         if upstream.name == LOCAL and self.local is not None:
             await self._serve_local(scope, receive, send, principal, method, started, request_id)
             return
+
+        uploader: str | None = None
+        if streamed and self.uploads is not None:
+            uploader = rate_identity(principal, client_ip)
+            if not self.uploads.acquire(uploader):
+                await send_problem(
+                    send,
+                    429,
+                    f"You already have {self.uploads.per_caller} uploads in progress; "
+                    "send the next one when one of them is answered.",
+                    instance=path,
+                    request_id=request_id,
+                    type_="too-many-uploads",
+                    title="Too many uploads in progress",
+                    headers=[(b"retry-after", b"5")],
+                )
+                self.metrics.observe(method, upstream.name, 429, started)
+                return
+        if body is not None:
+            # aiohttp sends the length of what it holds; the client may have
+            # sent its body chunked.
+            headers = [(n, v) for n, v in headers if n.lower() != "content-length"]
 
         headers.append(
             ("X-SPP-Assertion", self.auth.assertion(principal, request_id).decode("ascii"))
@@ -321,23 +387,25 @@ class Proxy:
             target = f"{target}?{query.decode('latin-1')}"
 
         status = 502
+        data: Any = body if body is not None else _request_body(receive) if has_body else None
         try:
             status = await self._forward(
-                scope,
-                receive,
                 send,
                 method,
                 URL(target, encoded=True),
                 headers,
-                has_body,
+                data,
+                self.upstream.uploads if streamed else self.upstream.session,
                 upstream.name,
                 path,
                 request_id,
             )
-        except BodyTooLarge:
-            status = 413  # RequestBounds answers it
+        except BodyRefused as exc:
+            status = exc.status  # RequestBounds answers it
             raise
         finally:
+            if uploader is not None and self.uploads is not None:
+                self.uploads.release(uploader)
             self.metrics.observe(method, upstream.name, status, started)
         if self.audit is not None and method not in READ_METHODS and not principal.is_anonymous:
             # After the answer went out: the caller does not wait for the log.
@@ -388,27 +456,25 @@ class Proxy:
 
     async def _forward(
         self,
-        scope: Scope,
-        receive: Receive,
         send: Send,
         method: str,
         url: URL,
         headers: list[tuple[str, str]],
-        has_body: bool,
+        data: Any,
+        session: aiohttp.ClientSession,
         service: str,
         path: str,
         request_id: str,
     ) -> int:
-        data: Any = _request_body(receive) if has_body else None
         # Only bulk calls override the session's timeout (None would disable it).
         extra: dict[str, Any] = {"timeout": self.upstream.bulk_timeout} if is_bulk(path) else {}
         try:
-            resp = await self.upstream.session.request(
+            resp = await session.request(
                 method, url, headers=headers, data=data, allow_redirects=False, **extra
             )
         except ClientDisconnected:
             return 499
-        except BodyTooLarge:
+        except BodyRefused:
             raise
         except (aiohttp.ConnectionTimeoutError, aiohttp.ClientConnectorError) as exc:
             return await self._fail(send, 503, service, path, request_id, exc)
@@ -417,9 +483,9 @@ class Proxy:
         except aiohttp.ClientError as exc:
             if _in_chain(exc, ClientDisconnected) is not None:
                 return 499  # nobody to answer; not the upstream's fault
-            too_large = _in_chain(exc, BodyTooLarge)
-            if too_large is not None:
-                raise too_large from None  # RequestBounds answers 413
+            refused = _in_chain(exc, BodyRefused)
+            if refused is not None:
+                raise refused from None  # RequestBounds answers 413 or 408
             return await self._fail(send, 502, service, path, request_id, exc)
 
         try:

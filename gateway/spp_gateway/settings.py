@@ -27,6 +27,14 @@ def _long_token(token: SecretStr | None) -> SecretStr | None:
     return token
 
 
+def _long_metrics_token(token: SecretStr | None) -> SecretStr | None:
+    if token is not None and len(token.get_secret_value()) < MIN_BOOTSTRAP_TOKEN_LENGTH:
+        raise ValueError(
+            f"SPP_GATEWAY_METRICS_TOKEN must be at least {MIN_BOOTSTRAP_TOKEN_LENGTH} characters"
+        )
+    return token
+
+
 class GatewaySettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SPP_GATEWAY_", extra="ignore", populate_by_name=True
@@ -130,6 +138,16 @@ class GatewaySettings(BaseSettings):
         description="The same per client IP without credentials: low, but above 0 so a "
         "caller still gets the 401 that says what is missing.",
     )
+    rate_limit_lookup: RateLimitText = Field(
+        default="300/minute",
+        description="Bulk reads (POST .../lookup, GET with a near query), per authenticated "
+        "caller: one costs the sites service up to thousands of rows, a plain read one page.",
+    )
+    rate_limit_lookup_anonymous: RateLimitText = Field(
+        default="60/minute",
+        description="The same per client IP for anonymous callers (a person looking around "
+        "a map sends one a second at most).",
+    )
     body_limit_default: int = Field(
         default=1024 * 1024,
         ge=0,
@@ -144,6 +162,41 @@ class GatewaySettings(BaseSettings):
         default=512 * 1024 * 1024, ge=0, description="Body bytes, imports."
     )
     body_limit_admin: int = Field(default=64 * 1024, ge=0, description="Body bytes, admin group.")
+    # --- request bodies: how long the gateway waits for them, and which it holds
+    max_buffered_body: int = Field(
+        default=1024 * 1024,
+        ge=0,
+        description="Bodies of routes whose limit is at most this many bytes are read whole "
+        "at the gateway before an upstream connection is taken; larger ones (imports) stream.",
+    )
+    body_idle_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds a body that is read whole may stay silent between two reads; "
+        "then 408.",
+    )
+    body_receive_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds to receive the whole of such a body, however it trickles; then 408.",
+    )
+    upload_idle_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds a streamed upload may stay silent between two reads; then 408.",
+    )
+    uploads_per_caller: int = Field(
+        default=2,
+        ge=1,
+        description="Streamed uploads one caller may have in flight at once, per gateway "
+        "process; one more answers 429.",
+    )
+    upload_pool_size: int = Field(
+        default=20,
+        ge=1,
+        description="Upstream connections kept for streamed uploads, apart from the pool every "
+        "other request uses, so uploads can never take that pool.",
+    )
     max_header_bytes: int = Field(
         default=16384, ge=1024, description="All request header lines together; above: 431."
     )
@@ -167,10 +220,19 @@ class GatewaySettings(BaseSettings):
         "random); unset disables it.",
     )
     forwarded_allow_ips: str = Field(
-        default="127.0.0.1",
+        default="",
         description="Addresses whose X-Forwarded-For the gateway trusts (the load balancer's; "
-        "comma-separated, '*' for all). Anonymous rate limits count the client address "
-        "this yields.",
+        "comma-separated, '*' for all); empty: none, the connection's address is the client's. "
+        "Anonymous rate limits count the client address this yields, so a trusted address "
+        "chooses whom its callers' requests count against.",
+    )
+
+    # --- operations: who may read the metrics and the readiness details
+    metrics_token: Annotated[SecretStr | None, AfterValidator(_long_metrics_token)] = Field(
+        default=None,
+        description="Bearer token of the operations tooling (Prometheus' scrape config): "
+        "required for /metrics and for the details of /readyz (32 characters or more, random). "
+        "Unset: /metrics answers 404 and /readyz only its status.",
     )
 
     # --- agent sign-in (OIDC, ProConnect-compatible); unset issuer disables it

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -50,3 +54,58 @@ def stop(procs: list[subprocess.Popen[bytes]]) -> None:
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait(timeout=5)
+
+
+def platform_env(
+    database_url: Callable[[str], str], name: str, token: str, **settings: str
+) -> tuple[dict[str, str], int, int]:
+    """The environment of a gateway in front of the sites service alone (the
+    other services are not started: the gateway must say so, not hang), with
+    ``settings`` on top; and the sites and gateway ports."""
+    sites_port, gateway_port = free_port(), free_port()
+    env = dict(os.environ)
+    env.update(
+        SPP_SITES_DATABASE_URL=database_url(f"{name}_sites"),
+        SPP_GATEWAY_DATABASE_URL=database_url(f"{name}_gateway"),
+        SPP_BOOTSTRAP_TOKEN=token,
+        SPP_GATEWAY_SITES_URL=f"http://127.0.0.1:{sites_port}",
+        SPP_GATEWAY_FEEDBACK_URL=f"http://127.0.0.1:{free_port()}",
+        SPP_GATEWAY_INDICATORS_URL=f"http://127.0.0.1:{free_port()}",
+        SPP_GATEWAY_LABELLING_URL=f"http://127.0.0.1:{free_port()}",
+        **settings,
+    )
+    return env, sites_port, gateway_port
+
+
+@contextmanager
+def gateway_and_sites(
+    env: dict[str, str], sites_port: int, gateway_port: int, log_path: Path
+) -> Iterator[tuple[str, str]]:
+    """Migrate, start the sites service then the gateway as `make run` does;
+    yield the gateway's and the service's URLs; stop both."""
+    with log_path.open("wb") as log:
+        subprocess.run(
+            [sys.executable, "-m", "spp_gateway", "migrate"],
+            env=env,
+            check=True,
+            stdout=log,
+            stderr=log,
+        )
+        sites = [sys.executable, "-m", "spp_sites", "serve", "--migrate"]
+        procs = [
+            subprocess.Popen([*sites, "--port", str(sites_port)], env=env, stdout=log, stderr=log)
+        ]
+        try:
+            wait_ready(f"http://127.0.0.1:{sites_port}/healthz", procs[0], log_path)
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "spp_gateway", "--port", str(gateway_port)],
+                    env=env,
+                    stdout=log,
+                    stderr=log,
+                )
+            )
+            wait_ready(f"http://127.0.0.1:{gateway_port}/healthz", procs[1], log_path)
+            yield f"http://127.0.0.1:{gateway_port}", f"http://127.0.0.1:{sites_port}"
+        finally:
+            stop(procs)

@@ -7,16 +7,13 @@ PostgreSQL).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.e2e.processes import free_port, wait_ready
+from tests.e2e.processes import gateway_and_sites, platform_env
 from tests.sites.fixtures import BRON, LYON_8
 
 pytestmark = pytest.mark.e2e
@@ -26,52 +23,9 @@ TOKEN = "e2e-bootstrap-token-0123456789abcdef"
 
 @pytest.fixture
 def platform(fresh_database_url: Callable[[str], str], tmp_path: Path) -> Iterator[tuple[str, str]]:
-    sites_port, gateway_port = free_port(), free_port()
-    env = dict(os.environ)
-    env.update(
-        SPP_SITES_DATABASE_URL=fresh_database_url("e2e_sites"),
-        SPP_GATEWAY_DATABASE_URL=fresh_database_url("e2e_gateway"),
-        SPP_BOOTSTRAP_TOKEN=TOKEN,
-        SPP_GATEWAY_SITES_URL=f"http://127.0.0.1:{sites_port}",
-        # The other services are not started: the gateway must say so, not hang.
-        SPP_GATEWAY_FEEDBACK_URL=f"http://127.0.0.1:{free_port()}",
-        SPP_GATEWAY_INDICATORS_URL=f"http://127.0.0.1:{free_port()}",
-        SPP_GATEWAY_LABELLING_URL=f"http://127.0.0.1:{free_port()}",
-    )
-    log = (tmp_path / "e2e.log").open("wb")
-    subprocess.run(
-        [sys.executable, "-m", "spp_gateway", "migrate"],
-        env=env,
-        check=True,
-        stdout=log,
-        stderr=log,
-    )
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "spp_sites", "serve", "--migrate", "--port", str(sites_port)],
-            env=env,
-            stdout=log,
-            stderr=log,
-        )
-    ]
-    try:
-        wait_ready(f"http://127.0.0.1:{sites_port}/healthz", procs[0])
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "spp_gateway", "--port", str(gateway_port)],
-                env=env,
-                stdout=log,
-                stderr=log,
-            )
-        )
-        wait_ready(f"http://127.0.0.1:{gateway_port}/healthz", procs[1])
-        yield f"http://127.0.0.1:{gateway_port}", f"http://127.0.0.1:{sites_port}"
-    finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(timeout=10)
-        log.close()
+    env, sites_port, gateway_port = platform_env(fresh_database_url, "e2e", TOKEN)
+    with gateway_and_sites(env, sites_port, gateway_port, tmp_path / "e2e.log") as urls:
+        yield urls
 
 
 def test_newcomer_tour_through_the_gateway(platform: tuple[str, str]) -> None:
