@@ -14,6 +14,10 @@ deterministic: the same inputs always give the same names.
   tags by service.
 - A service that is down is left out and listed in
   ``info.x-unavailable-services``.
+- Every operation also declares what the gateway itself may answer in front
+  of it (a URL or header block too large, the service down or too slow; for
+  an operation with a body, a body too large or too slow), so a client
+  generated from the document knows every status it can meet.
 """
 
 from __future__ import annotations
@@ -68,6 +72,32 @@ def _rewrite_refs(node: Any, renames: Mapping[tuple[str, str], str]) -> Any:
     if isinstance(node, list):
         return [_rewrite_refs(v, renames) for v in node]
     return node
+
+
+_PROBLEM_REF = {"$ref": COMPONENTS_REF + "schemas/Problem"}
+# Answers of the gateway's own, in front of any operation...
+GATEWAY_ANSWERS: Mapping[str, str] = {
+    "414": "URI too long",
+    "431": "Request header fields too large",
+    "502": "Bad gateway",
+    "503": "Service unavailable",
+    "504": "Gateway timeout",
+}
+# ...and in front of one that takes a body.
+BODY_ANSWERS: Mapping[str, str] = {"408": "Request timeout", "413": "Payload too large"}
+
+
+def _declare_gateway_answers(op: JSONDict) -> None:
+    responses = op.setdefault("responses", {})
+    answers = {**GATEWAY_ANSWERS, **(BODY_ANSWERS if "requestBody" in op else {})}
+    for status, description in answers.items():
+        responses.setdefault(
+            status,
+            {
+                "description": description,
+                "content": {"application/problem+json": {"schema": _PROBLEM_REF}},
+            },
+        )
 
 
 def _prefixed(service: str, name: str) -> str:
@@ -160,6 +190,7 @@ def merge_openapi(
                     continue
                 if op.get("operationId") in duplicated:
                     op["operationId"] = f"{service}_{op['operationId']}"
+                _declare_gateway_answers(op)
                 op_tags = op.setdefault("tags", []) or [service]
                 op["tags"] = op_tags
                 for tag in op_tags:

@@ -378,3 +378,36 @@ def test_uploads_never_take_the_ordinary_pool(small_pool_gateway: ServedApp) -> 
         assert results == [200] * (POOL * 4)
     finally:
         _close_all(socks)
+
+
+# --- the contract says so ----------------------------------------------------------------
+
+
+def test_the_merged_openapi_declares_what_the_gateway_answers_itself() -> None:
+    from spp_gateway.openapi import merge_openapi
+    from spp_gateway.routes import RouteTable
+
+    ok = {"200": {"description": "OK"}}
+    sites = {
+        "paths": {
+            "/v1/sites": {
+                "get": {"operationId": "list_sites", "responses": dict(ok)},
+                "post": {
+                    "operationId": "create_site",
+                    "requestBody": {"content": {"application/json": {"schema": {}}}},
+                    "responses": dict(ok),
+                },
+            }
+        },
+        "components": {"schemas": {"Problem": {"type": "object"}}},
+    }
+    routes = RouteTable({n: "http://x" for n in ("sites", "feedback", "indicators", "labelling")})
+    paths = merge_openapi({"sites": sites}, routes)["paths"]
+    get, post = paths["/v1/sites"]["get"]["responses"], paths["/v1/sites"]["post"]["responses"]
+    problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for status in ("414", "431", "502", "503", "504"):
+        assert get[status]["content"] == problem
+        assert post[status]["content"] == problem
+    assert post["408"]["content"] == problem
+    assert post["413"]["content"] == problem
+    assert "408" not in get  # no body, nothing to time out
