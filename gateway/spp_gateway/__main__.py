@@ -30,6 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from spp_gateway.models import MIGRATIONS
+from spp_gateway.server import head_timeout_protocol
 from spp_gateway.settings import GatewaySettings
 from spp_gateway.store.api_keys import ApiKeyStore
 from spp_shared.contracts.access import ApiKeyCreate, ApiKeyOut
@@ -242,7 +243,7 @@ def serve(args: argparse.Namespace) -> None:
         port=args.port,
         workers=args.workers,
         loop="uvloop",
-        http="httptools",
+        http=head_timeout_protocol(settings.header_timeout),  # httptools, with a head deadline
         lifespan="on",
         server_header=False,
         date_header=True,

@@ -162,7 +162,13 @@ class GatewaySettings(BaseSettings):
         default=512 * 1024 * 1024, ge=0, description="Body bytes, imports."
     )
     body_limit_admin: int = Field(default=64 * 1024, ge=0, description="Body bytes, admin group.")
-    # --- request bodies: how long the gateway waits for them, and which it holds
+    # --- request heads and bodies: how long the gateway waits for them, which it holds
+    header_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds a connection may take to send a complete request head (from "
+        "its opening, or from the first byte of a later request); then it is closed.",
+    )
     max_buffered_body: int = Field(
         default=1024 * 1024,
         ge=0,

@@ -12,6 +12,7 @@ per caller.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,7 +23,7 @@ import pytest
 
 from spp_shared.kit.errors import PROBLEM_MEDIA_TYPE, TYPE_BASE
 from tests.e2e.processes import gateway_and_sites, platform_env
-from tests.gateway.test_bodies import read_answer, stall
+from tests.gateway.test_bodies import closed_by_peer, read_answer, stall
 
 pytestmark = pytest.mark.e2e
 
@@ -43,6 +44,7 @@ def platform(fresh_database_url: Callable[[str], str], tmp_path: Path) -> Iterat
         SPP_GATEWAY_POOL_TIMEOUT="2",
         SPP_GATEWAY_BODY_IDLE_TIMEOUT=str(IDLE),
         SPP_GATEWAY_UPLOAD_IDLE_TIMEOUT=str(IDLE * 2),
+        SPP_GATEWAY_HEADER_TIMEOUT=str(IDLE),
     )
     with gateway_and_sites(env, sites_port, gateway_port, tmp_path / "e2e.log") as (gateway, _):
         yield gateway
@@ -55,6 +57,10 @@ def _port(url: str) -> int:
 def test_stalled_bodies_leave_the_registry_to_everyone(platform: str) -> None:
     port = _port(platform)
     socks = [stall(port, "/v1/sites/lookup", headers=ADMIN) for _ in range(POOL * 3)]
+    # Slowloris: connections that never finish their request head.
+    silent = [socket.create_connection(("127.0.0.1", port)) for _ in range(POOL)]
+    for sock in silent[1:]:
+        sock.sendall(b"GET /v1/sites HTTP/1.1\r\nX-Slow: ")
     uploads = [
         stall(
             port,
@@ -95,6 +101,8 @@ def test_stalled_bodies_leave_the_registry_to_everyone(platform: str) -> None:
         for sock in uploads:
             status, _, body = read_answer(sock, timeout=IDLE * 8)
             assert status == 408, body
+        for sock in silent:
+            assert closed_by_peer(sock, timeout=IDLE * 5)
     finally:
-        for sock in socks + uploads:
+        for sock in socks + uploads + silent:
             sock.close()

@@ -380,6 +380,47 @@ def test_uploads_never_take_the_ordinary_pool(small_pool_gateway: ServedApp) -> 
         _close_all(socks)
 
 
+# --- request heads: a connection that never completes one is closed ----------------------
+
+
+@pytest.fixture(scope="module")
+def head_deadline() -> Iterator[ServedApp]:
+    from spp_gateway.server import head_timeout_protocol
+
+    app = SecurityHeaders(RequestBounds(_reads_then_answers, _settings()))
+    served = ServedApp(
+        app, lifespan="off", server_header=False, http=head_timeout_protocol(IDLE)
+    ).start()
+    yield served
+    served.stop()
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [b"", b"GET /v1/sites HTTP/1.1\r\nHo", b"POST /v1/sites HTTP/1.1\r\nHost: g\r\n"],
+    ids=["silent", "half a header", "no blank line"],
+)
+def test_a_connection_without_a_whole_request_head_is_closed(
+    head_deadline: ServedApp, sent: bytes
+) -> None:
+    with socket.create_connection(("127.0.0.1", head_deadline.port)) as sock:
+        sock.sendall(sent)
+        started = time.monotonic()
+        assert closed_by_peer(sock, timeout=IDLE * 8)
+        assert IDLE * 0.9 <= time.monotonic() - started < IDLE * 8
+
+
+def test_a_keep_alive_connection_sending_whole_heads_is_kept(head_deadline: ServedApp) -> None:
+    with httpx.Client(base_url=head_deadline.url, timeout=10) as client:
+        first = client.post("/v1/sites/lookup", content=b"[]")
+        time.sleep(IDLE * 0.6)
+        second = client.post("/v1/sites/lookup", content=b"[1]")
+        time.sleep(IDLE * 0.6)  # over the deadline since the connection opened
+        third = client.post("/v1/sites/lookup", content=b"[12]")
+    assert [r.json()["size"] for r in (first, second, third)] == [2, 3, 4]
+    assert [r.status_code for r in (first, second, third)] == [200] * 3
+
+
 # --- the contract says so ----------------------------------------------------------------
 
 
