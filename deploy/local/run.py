@@ -78,6 +78,11 @@ def main() -> int:
     if not token:
         token = "dev-" + secrets.token_urlsafe(24)
         env["SPP_BOOTSTRAP_TOKEN"] = token
+    # Metrics and the readiness details are for the operations tooling only.
+    ops_token = env.get("SPP_GATEWAY_METRICS_TOKEN")
+    if not ops_token:
+        ops_token = "dev-ops-" + secrets.token_urlsafe(24)
+        env["SPP_GATEWAY_METRICS_TOKEN"] = ops_token
     # Services refuse to start without the key of the gateway's assertions.
     env.setdefault("SPP_ASSERTION_KEY", secrets.token_urlsafe(32))
     py = sys.executable
@@ -150,6 +155,8 @@ def main() -> int:
             f"  Merged OpenAPI:  http://127.0.0.1:{GATEWAY_PORT}/openapi.json\n"
             f"  Admin token (development only): {token}\n"
             f"    export SPP_TOKEN={token}\n"
+            f"  Operations token (/metrics, /readyz details): {ops_token}\n"
+            f"    export SPP_OPS_TOKEN={ops_token}\n"
             f"  Agent sign-in (development OIDC provider): http://127.0.0.1:{OIDC_PORT}/token\n"
             "  Logs: .var/*.log   Databases: .var/*.db\n"
             "Press Ctrl-C to stop.",

@@ -236,6 +236,7 @@ def serve(args: argparse.Namespace) -> None:
         settings = GatewaySettings()
     except ValidationError as exc:
         raise SystemExit(f"invalid gateway settings: {_pydantic_reasons(exc)}") from None
+    trusted_proxies = settings.forwarded_allow_ips.strip()
     uvicorn.run(
         "spp_gateway.app:create_app",
         factory=True,
@@ -247,8 +248,10 @@ def serve(args: argparse.Namespace) -> None:
         lifespan="on",
         server_header=False,
         date_header=True,
-        proxy_headers=True,
-        forwarded_allow_ips=settings.forwarded_allow_ips,
+        # No trusted proxy named, no forwarded header read: a caller cannot
+        # choose the address its anonymous rate limit counts against.
+        proxy_headers=bool(trusted_proxies),
+        forwarded_allow_ips=trusted_proxies or None,
         access_log=False,
         log_config=None,  # our JSON logging (configure_logging) covers uvicorn too
         log_level=os.environ.get("SPP_GATEWAY_LOG_LEVEL", "info").lower(),

@@ -12,7 +12,7 @@ another OIDC client: to it, the provider's tokens are for another audience.
 Redis is shared with every other run: each run keeps its counters under its
 own ``SPP_GATEWAY_RATE_LIMIT_KEY_PREFIX`` and deletes them, and only them, at
 the end. It is also its own anonymous caller (a unique ``X-Forwarded-For``
-address, which uvicorn honours from the loopback).
+address, which the gateways are told to believe from the loopback).
 
 One test, in the README's order: each process costs seconds of imports, and
 the steps build on each other (the key, the sites, the agent).
@@ -156,8 +156,9 @@ def platform(fresh_database_url: Callable[[str], str], tmp_path: Path) -> Iterat
         SPP_GATEWAY_OIDC_ISSUER=issuer,
         SPP_GATEWAY_OIDC_AUDIENCE=AUDIENCE,
         SPP_GATEWAY_OIDC_LEEWAY_SECONDS="0",  # a token is refused as soon as it expired
-        # uvicorn's default, made explicit: X-Forwarded-For is trusted from the loopback.
-        FORWARDED_ALLOW_IPS="127.0.0.1",
+        # The run's own anonymous caller is named in X-Forwarded-For: the
+        # gateways trust it from the loopback, as from a deployment's proxy.
+        SPP_GATEWAY_FORWARDED_ALLOW_IPS="127.0.0.1",
     )
     log = tmp_path / "platform.log"
     print(f"process logs: {log}")

@@ -30,6 +30,9 @@ from spp_shared.kit.identity import ANONYMOUS, PRINCIPAL_STATE, Principal, Princ
 from tests.support import ServiceDB
 
 BOOTSTRAP_TOKEN = "test-bootstrap-token-0123456789abcdef"
+METRICS_TOKEN = "test-metrics-token-0123456789abcdef0"
+# What the operations tooling sends for /metrics and the details of /readyz.
+OPS = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 SERVICES = ("sites", "feedback", "indicators", "labelling")
 CHUNK = 64 * 1024
 
@@ -233,6 +236,7 @@ def gateway_settings(urls: dict[str, str], **overrides: Any) -> GatewaySettings:
         "indicators_url": urls["indicators"],
         "labelling_url": urls["labelling"],
         "bootstrap_token": BOOTSTRAP_TOKEN,
+        "metrics_token": METRICS_TOKEN,
         "connect_timeout": 1.0,
         "read_timeout": 1.0,
         "readiness_timeout": 1.0,

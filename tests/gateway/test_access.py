@@ -28,7 +28,7 @@ from spp_shared.kit.identity import Principal, PrincipalKind, sign_assertion
 from tests.sites.fixtures import BRON, PARIS_12
 from tests.support import TEST_ASSERTION_KEY
 
-from .conftest import BOOTSTRAP_TOKEN, ServedApp
+from .conftest import BOOTSTRAP_TOKEN, METRICS_TOKEN, OPS, ServedApp
 
 pytestmark = pytest.mark.anyio
 
@@ -476,10 +476,11 @@ async def test_every_answer_carries_the_security_headers(platform_factory: Any) 
     assert "access-control-allow-origin" not in stranger.headers
 
 
-async def test_the_gateway_describes_and_checks_its_own_resources(platform: Platform) -> None:
+async def test_the_gateway_describes_and_checks_its_own_resources(platform_factory: Any) -> None:
+    platform = await platform_factory(metrics_token=METRICS_TOKEN)
     spec = (await platform.gateway.get("/openapi.json")).json()
     assert {"/v1/api-keys", "/v1/agent-mappings", "/v1/audit-events"} <= set(spec["paths"])
-    ready = (await platform.gateway.get("/readyz")).json()
+    ready = (await platform.gateway.get("/readyz", headers=OPS)).json()
     assert ready["database"] == "ok"
 
 

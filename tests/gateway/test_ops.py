@@ -6,11 +6,21 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
 from spp_gateway.openapi import merge_openapi
 from spp_gateway.routes import RouteTable
+from tests.support import ServiceDB
 
-from .conftest import ServedApp, dead_url, gateway_settings, serve_gateway
+from .conftest import (
+    BOOTSTRAP_TOKEN,
+    OPS,
+    SERVICES,
+    ServedApp,
+    dead_url,
+    gateway_settings,
+    serve_gateway,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -25,10 +35,11 @@ async def test_healthz(gateway: ServedApp) -> None:
 
 async def test_readyz_all_up(gateway: ServedApp) -> None:
     async with httpx.AsyncClient(base_url=gateway.url) as client:
-        resp = await client.get("/readyz")
+        resp = await client.get("/readyz", headers=OPS)
     assert resp.status_code == 200
     body = resp.json()
     assert body["status"] == "ok"
+    assert body["database"] == "ok"
     assert set(body["services"]) == {"sites", "feedback", "indicators", "labelling"}
 
 
@@ -38,7 +49,8 @@ async def test_readyz_is_503_when_one_upstream_is_down(upstreams: dict[str, Serv
     served = serve_gateway(gateway_settings(urls))
     try:
         async with httpx.AsyncClient(base_url=served.url) as client:
-            ready = await client.get("/readyz")
+            ready = await client.get("/readyz", headers=OPS)
+            anonymous = await client.get("/readyz")
             spec = (await client.get("/openapi.json")).json()
     finally:
         served.stop()
@@ -46,17 +58,66 @@ async def test_readyz_is_503_when_one_upstream_is_down(upstreams: dict[str, Serv
     services = ready.json()["services"]
     assert services["indicators"]["status"] == "unreachable"
     assert services["sites"]["status"] == "ok"
+    assert (anonymous.status_code, anonymous.json()) == (503, {"status": "unavailable"})
     assert spec["info"]["x-unavailable-services"] == ["indicators"]
     assert "/v1/sites/{site_id}" in spec["paths"]
 
 
-async def test_metrics_counts_proxied_requests(gateway: ServedApp) -> None:
+async def test_anonymous_readiness_is_the_status_alone(gateway: ServedApp) -> None:
+    # It was: the database's and every upstream's state, to anyone.
+    async with httpx.AsyncClient(base_url=gateway.url) as client:
+        resp = await client.get("/readyz")
+        wrong = await client.get("/readyz", headers={"Authorization": "Bearer not-the-token"})
+    assert resp.status_code == 200
+    assert resp.json() == {"status": "ok"}
+    assert wrong.status_code == 401
+    assert wrong.headers["content-type"] == "application/problem+json"
+
+
+async def test_metrics_need_the_operations_token(gateway: ServedApp) -> None:
+    # It was: 200 and every route's volumes, to anyone.
     async with httpx.AsyncClient(base_url=gateway.url) as client:
         await client.get("/v1/sites/1")
-        resp = await client.get("/metrics")
+        anonymous = await client.get("/metrics")
+        bootstrap = await client.get(
+            "/metrics", headers={"Authorization": f"Bearer {BOOTSTRAP_TOKEN}"}
+        )
+        resp = await client.get("/metrics", headers=OPS)
+    for refused in (anonymous, bootstrap):
+        assert refused.status_code == 401
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.headers["www-authenticate"].startswith("Bearer")
+        assert "spp_http_requests_total" not in refused.text
     assert resp.status_code == 200
     assert 'route="sites"' in resp.text
     assert "spp_http_requests_total" in resp.text
+
+
+async def test_no_metrics_without_an_operations_token(
+    upstreams: dict[str, ServedApp], gateway_db: ServiceDB
+) -> None:
+    settings = gateway_settings(
+        {n: u.url for n, u in upstreams.items()}, metrics_token=None, database_url=gateway_db.url
+    )
+    served = serve_gateway(settings)
+    try:
+        async with httpx.AsyncClient(base_url=served.url) as client:
+            metrics = await client.get("/metrics")
+            sent = await client.get("/metrics", headers=OPS)
+            ready = await client.get("/readyz")
+            health = await client.get("/healthz")
+    finally:
+        served.stop()
+    assert metrics.status_code == 404
+    assert metrics.headers["content-type"] == "application/problem+json"
+    assert sent.status_code == 404
+    assert ready.json() == {"status": "ok"}
+    assert health.status_code == 200
+
+
+def test_a_short_operations_token_is_refused() -> None:
+    with pytest.raises(ValidationError, match="METRICS_TOKEN"):
+        gateway_settings({n: "http://x" for n in SERVICES}, metrics_token="short")
 
 
 async def test_merged_openapi(gateway: ServedApp) -> None:

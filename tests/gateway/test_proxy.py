@@ -19,6 +19,7 @@ from tests.support import TEST_ASSERTION_KEY
 from .conftest import (
     BOOTSTRAP_TOKEN,
     CHUNK,
+    OPS,
     ServedApp,
     dead_url,
     gateway_settings,
@@ -330,7 +331,7 @@ async def test_client_leaving_mid_upload_is_not_an_upstream_error(
         await writer.wait_closed()
         async with httpx.AsyncClient(base_url=served.url) as client:
             for _ in range(20):
-                metrics = (await client.get("/metrics")).text
+                metrics = (await client.get("/metrics", headers=OPS)).text
                 if 'route="feedback",service="gateway",status="499"' in metrics:
                     break
                 await asyncio.sleep(0.1)
