@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from typing import Annotated, Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 from limits import parse_many
@@ -26,6 +26,9 @@ class RouteGroup(StrEnum):
     submission = "submission"
     bulk = "bulk"
     admin = "admin"
+    # Rate budget only (see rate_group): bulk reads, whose bodies are sized
+    # like any read or write.
+    lookup = "lookup"
 
 
 # Public, anonymous-friendly forms: the resources a bot would flood, hence
@@ -37,6 +40,10 @@ ADMIN_RESOURCES = frozenset(LOCAL_ROUTES)
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _SUBMIT_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# Bulk reads: a look-up of up to 10,000 keys, or the sites near a point
+# (thousands of candidates ranked), each worth hundreds of plain reads.
+LOOKUP_SUFFIX = "/lookup"
+_NEAR = "near"
 
 
 def classify(method: str, path: str) -> RouteGroup:
@@ -52,6 +59,28 @@ def classify(method: str, path: str) -> RouteGroup:
     if key in SUBMISSION_RESOURCES and method in _SUBMIT_METHODS:
         return RouteGroup.submission
     return RouteGroup.write
+
+
+def rate_group(method: str, path: str, query: bytes) -> RouteGroup:
+    """The group whose rate budget a request spends: :func:`classify`'s, except
+    for bulk reads (``POST .../lookup``, ``GET`` or ``HEAD`` with a ``near``
+    parameter), which get the ``lookup`` budget of their own."""
+    group = classify(method, path)
+    if group is RouteGroup.read and method in ("GET", "HEAD") and _has_near(query):
+        return RouteGroup.lookup
+    if group is RouteGroup.write and method == "POST" and path.endswith(LOOKUP_SUFFIX):
+        return RouteGroup.lookup
+    return group
+
+
+def _has_near(query: bytes) -> bool:
+    # Fast path for the many queries that cannot name it; otherwise decoded
+    # like the services decode it ("ne%61r=" and "near" are the same name).
+    if not query or (b"near" not in query.lower() and b"%" not in query):
+        return False
+    return any(
+        name == _NEAR for name, _ in parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+    )
 
 
 # --- setting types, checked when the settings are read (a typo fails at startup)

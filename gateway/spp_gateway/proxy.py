@@ -33,7 +33,7 @@ from spp_gateway.auth import (
 )
 from spp_gateway.hardening import BodyPolicy, BodyRefused
 from spp_gateway.metrics import GatewayMetrics
-from spp_gateway.policy import READ_METHODS, RouteGroup, classify
+from spp_gateway.policy import READ_METHODS, RouteGroup, rate_group
 from spp_gateway.ratelimit import RateLimiter, send_rate_limited
 from spp_gateway.routes import LOCAL, RouteTable, is_bulk
 from spp_gateway.uploads import UploadSlots
@@ -317,7 +317,7 @@ class Proxy:
         if self.limiter is not None:
             decision = await self.limiter.check(
                 rate_identity(principal, client_ip),
-                classify(method, path),
+                rate_group(method, path, scope.get("query_string", b"")),
                 anonymous=principal.is_anonymous,
             )
             if not decision.allowed:

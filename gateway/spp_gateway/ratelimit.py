@@ -94,6 +94,8 @@ def group_limits(settings: GatewaySettings) -> dict[tuple[RouteGroup, bool], str
         (RouteGroup.bulk, True): s.rate_limit_bulk_anonymous,
         (RouteGroup.admin, False): s.rate_limit_admin,
         (RouteGroup.admin, True): s.rate_limit_admin_anonymous,
+        (RouteGroup.lookup, False): s.rate_limit_lookup,
+        (RouteGroup.lookup, True): s.rate_limit_lookup_anonymous,
     }
 
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 from limits import parse_many
 from pydantic import ValidationError
 
-from spp_gateway.policy import RouteGroup, classify
+from spp_gateway.policy import RouteGroup, classify, rate_group
 from spp_gateway.settings import GatewaySettings
+from tests.support import ServiceDB
+
+from .conftest import BOOTSTRAP_TOKEN, ServedApp, gateway_settings, serve_gateway
 
 KEY = "k" * 40
 
@@ -50,8 +54,38 @@ def test_classify(method: str, path: str, group: RouteGroup) -> None:
     assert classify(method, path) is group
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "query", "group"),
+    [
+        ("GET", "/v1/sites", b"near=45.75,4.83&radius_km=50", RouteGroup.lookup),
+        ("GET", "/v1/sites", b"limit=200&near=45.75,4.83", RouteGroup.lookup),
+        ("HEAD", "/v1/sites", b"near=45.75,4.83", RouteGroup.lookup),
+        ("GET", "/v1/sites", b"ne%61r=45.75,4.83", RouteGroup.lookup),  # as the service decodes
+        ("GET", "/v1/sites", b"NEAR=45.75,4.83", RouteGroup.read),  # not the parameter
+        ("GET", "/v1/sites", b"q=nearby", RouteGroup.read),
+        ("GET", "/v1/sites", b"departement=69", RouteGroup.read),
+        ("GET", "/v1/sites", b"", RouteGroup.read),
+        ("POST", "/v1/sites/lookup", b"", RouteGroup.lookup),
+        ("POST", "/v1/sites", b"near=45.75,4.83", RouteGroup.write),
+        ("GET", "/v1/sites/lookup", b"", RouteGroup.read),
+        ("POST", "/v1/experiences", b"near=1,2", RouteGroup.submission),
+        ("POST", "/v1/sites/import", b"", RouteGroup.bulk),
+        ("GET", "/v1/api-keys", b"near=1,2", RouteGroup.admin),
+    ],
+)
+def test_rate_group(method: str, path: str, query: bytes, group: RouteGroup) -> None:
+    assert rate_group(method, path, query) is group
+
+
 def test_route_group_values_are_their_names() -> None:
-    assert [g.value for g in RouteGroup] == ["read", "write", "submission", "bulk", "admin"]
+    assert [g.value for g in RouteGroup] == [
+        "read",
+        "write",
+        "submission",
+        "bulk",
+        "admin",
+        "lookup",
+    ]
     assert f"{RouteGroup.bulk}" == "bulk"
 
 
@@ -145,3 +179,39 @@ def test_body_and_header_limits_are_bounded() -> None:
         settings(body_limit_submission=-1)
     with pytest.raises(ValidationError):
         settings(max_header_bytes=10)
+
+
+@pytest.mark.anyio
+async def test_bulk_reads_spend_their_own_budget(
+    upstreams: dict[str, ServedApp], gateway_db: ServiceDB
+) -> None:
+    # It was: 'near' searches and look-ups spent the plain read and write
+    # budgets (1200 and 300 a minute per key), hundreds of times their cost.
+    served = serve_gateway(
+        gateway_settings(
+            {n: u.url for n, u in upstreams.items()},
+            database_url=gateway_db.url,
+            rate_limits_enabled=True,
+            rate_limit_lookup="2/minute",
+            rate_limit_lookup_anonymous="2/minute",
+        )
+    )
+    near = {"near": "45.7578,4.8320", "radius_km": "5"}
+    admin = {"Authorization": f"Bearer {BOOTSTRAP_TOKEN}"}
+    try:
+        async with httpx.AsyncClient(base_url=served.url) as client:
+            anonymous = [(await client.get("/v1/sites", params=near)).status_code for _ in range(3)]
+            plain = await client.get("/v1/sites", params={"departement": "69"})
+            looked_up = [
+                (await client.post("/v1/sites/lookup", json={"ids": []}, headers=admin))
+                for _ in range(3)
+            ]
+            plain_write = await client.post("/v1/sites", json={}, headers=admin)
+    finally:
+        served.stop()
+    assert anonymous == [200, 200, 429]
+    assert plain.status_code == 200
+    assert [r.status_code for r in looked_up] == [200, 200, 429]
+    assert looked_up[2].headers["content-type"] == "application/problem+json"
+    assert looked_up[0].headers["ratelimit-policy"].startswith("2;w=60")
+    assert plain_write.status_code != 429

@@ -22,6 +22,8 @@ from spp_shared.contracts.types import (
 
 __all__ = [
     "COG_VINTAGE",
+    "MAX_NEAR_CANDIDATES",
+    "MAX_NEAR_RADIUS_KM",
     "REFERENCE_DIR",
     "CommuneRef",
     "DepartementRef",
@@ -35,6 +37,18 @@ REFERENCE_DIR: Final = Path(__file__).resolve().parent / "reference" / "geo"
 COMMUNES_FILE: Final = "cog2024_communes_datas.fun.csv"
 DEPARTEMENTS_FILE: Final = "cog2024_departements_datas.fun.csv"
 REGIONS_FILE: Final = "cog2024_regions_datas.fun.csv"
+
+# "Sites near a point" is a search around where someone is, at a
+# département's scale: a metropolitan département averages 5,700 km², a
+# disk of 43 km radius, and 50 km is further than anyone travels to a
+# reception desk. Wider areas are listed by département or région (indexed,
+# paged), never ranked by distance: 200 km around Paris is 4,000 sites
+# ranked per request.
+MAX_NEAR_RADIUS_KM: Final = 50.0
+# The most candidates one `near` query ranks (the nearest first, chosen in
+# SQL): all of 50 km around Paris (about 1,850 sites), four pages of the
+# largest size. Paging stops there.
+MAX_NEAR_CANDIDATES: Final = 2_000
 
 
 @dataclass(frozen=True, slots=True)

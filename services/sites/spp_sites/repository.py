@@ -12,6 +12,7 @@ from sqlalchemy import Select, String, and_, bindparam, func, select, union_all,
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from spp_sites.geo import MAX_NEAR_CANDIDATES
 from spp_sites.models import Network, Site
 
 
@@ -111,12 +112,24 @@ async def list_sites(
 
 
 async def points_in_bbox(
-    session: AsyncSession, filters: SiteFilters
+    session: AsyncSession, filters: SiteFilters, *, limit: int = MAX_NEAR_CANDIDATES
 ) -> Sequence[tuple[str, float, float]]:
     """(id, latitude, longitude) of the located sites matching ``filters``: light
-    rows, so ranking thousands of candidates by distance stays cheap."""
+    rows, so ranking the candidates by distance stays cheap.
+
+    With a box, at most ``limit`` rows, nearest its centre first: the box's
+    half-sides are the radius in degrees of latitude and of longitude, so
+    the offsets measured in half-sides order the sites as the distance does
+    (equirectangular, well under 1% off at 50 km). The database keeps the
+    top ``limit``; the exact distance is computed on those only.
+    """
     stmt = _filtered(filters).with_only_columns(Site.id, Site.latitude, Site.longitude)
     located = stmt.where(Site.latitude.is_not(None), Site.longitude.is_not(None))
+    if filters.bbox:
+        min_lat, max_lat, min_lon, max_lon = filters.bbox
+        dy = (Site.latitude - (min_lat + max_lat) / 2) / ((max_lat - min_lat) / 2)
+        dx = (Site.longitude - (min_lon + max_lon) / 2) / ((max_lon - min_lon) / 2)
+        located = located.order_by(dy * dy + dx * dx, Site.id).limit(limit)
     rows = await session.execute(located)
     return [(i, lat, lon) for i, lat, lon in rows if lat is not None and lon is not None]
 

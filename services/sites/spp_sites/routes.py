@@ -28,6 +28,7 @@ from spp_shared.kit.pagination import DEFAULT_LIMIT, Page
 from spp_shared.kit.params import Cursor, IfMatch, IfModifiedSince, IfNoneMatch, Limit
 from spp_shared.kit.permissions import Access, Action, allowed
 from spp_sites import service
+from spp_sites.geo import MAX_NEAR_CANDIDATES, MAX_NEAR_RADIUS_KM
 from spp_sites.importer.http import run_import_request
 from spp_sites.models import Site, idempotency_keys
 
@@ -159,9 +160,16 @@ async def list_sites(
         str | None, Query(max_length=200, description="Words of the name or commune.")
     ] = None,
     near: Annotated[
-        str | None, Query(description="`lat,lon`: nearest first, within `radius_km`.")
+        str | None,
+        Query(
+            description="`lat,lon`: nearest first, within `radius_km`; the nearest "
+            f"{MAX_NEAR_CANDIDATES:,} at most (list wider areas by `departement` or `region`)."
+        ),
     ] = None,
-    radius_km: Annotated[float, Query(gt=0, le=200)] = 10.0,
+    radius_km: Annotated[
+        float,
+        Query(gt=0, le=MAX_NEAR_RADIUS_KM, description="Kilometres around `near`."),
+    ] = 10.0,
 ) -> Page[SiteOut]:
     filters = service.make_filters(
         network=network,
