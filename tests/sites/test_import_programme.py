@@ -97,16 +97,35 @@ async def test_whole_export_then_france_services_list(
 
 
 async def test_export_as_network_manager(
-    sites_client: httpx.AsyncClient, manager_headers: Callable[[str], dict[str, str]]
+    sites_client: httpx.AsyncClient,
+    manager_headers: Callable[[str], dict[str, str]],
+    admin_headers: dict[str, str],
 ) -> None:
-    resp = await import_path(sites_client, EXPORT, manager_headers("caf"), keep_valid="true")
+    # The SP+ codes are the programme's: a CAF key claims none of them...
+    resp = await import_path(sites_client, EXPORT, manager_headers("caf"), dry_run="true")
     assert resp.status_code == 200, resp.text[:2000]
     report = resp.json()
-    assert report["created"] == 102  # the CNAF rows
+    assert (report["created"], report["rejected"]) == (0, 14763)
     assert report["networks_created"] == []
     reasons = {r["reason"] for r in report["rejected_rows"]}
     assert any(r.startswith("not your network") for r in reasons)
     assert any("only programme admins create networks" in r for r in reasons)
+    header, *lines = EXPORT.read_text(encoding="utf-8").splitlines()
+    cnaf = "\n".join([header, *(line for line in lines if line.split(";")[1:2] == ["CNAF"])])
+    as_caf = manager_headers("caf") | {"content-type": "text/csv"}
+    resp = await sites_client.post("/v1/sites/import", content=cnaf.encode(), headers=as_caf)
+    assert resp.status_code == 422, resp.text[:2000]
+    report = resp.json()
+    assert (report["rows"], report["rejected"]) == (102, 102)
+    assert {r["field"] for r in report["rejected_rows"]} == {"sp_code"}
+    assert report["rejected_rows"][0]["reason"].startswith("Only programme admins set SP+")
+
+    # ...but, once the programme has imported them, keeps its own rows up to date.
+    assert (await import_path(sites_client, EXPORT, admin_headers)).status_code == 200
+    resp = await sites_client.post("/v1/sites/import", content=cnaf.encode(), headers=as_caf)
+    assert resp.status_code == 200, resp.text[:2000]
+    report = resp.json()
+    assert (report["unchanged"], report["created"], report["rejected"]) == (102, 0, 0)
 
 
 async def test_export_dry_run(

@@ -2,7 +2,8 @@
 
 The matrix (spp_shared.kit.permissions) says who may perform an action and
 how far the grant reaches; this module adds what only the registry knows:
-which fields an agent may change on their own site, and whether a grant
+which fields a grant may set (an agent: the practical information of their
+own site; a network key: anything but the SP+ code), and whether a grant
 reaches a network named in an import row.
 """
 
@@ -17,26 +18,55 @@ from spp_shared.kit.permissions import Access, Action, Scope, grant
 # An agent keeps the practical information of their own site up to date;
 # identity, network, codes and geography belong to the head office.
 AGENT_FIELDS = frozenset({"opening_hours", "contact", "accessibility"})
+# SP+ structure codes come from the programme's export: only a grant over
+# every network (programme admins) sets, changes or clears one, so a network
+# key cannot claim a code the registry does not hold yet (ADR 0016).
+PROGRAMME_FIELDS = frozenset({"sp_code"})
+
+
+def access_for(principal: Principal, action: Action) -> Access | None:
+    scope = grant(principal, action)
+    return None if scope is None else Access(principal, action, scope)
 
 
 def may_reach(principal: Principal, action: Action, network: str) -> bool:
-    scope = grant(principal, action)
-    return scope is not None and Access(principal, action, scope).reaches(network=network)
+    access = access_for(principal, action)
+    return access is not None and access.reaches(network=network)
 
 
 def may_create_networks(principal: Principal) -> bool:
     return grant(principal, Action.networks_create) is not None
 
 
+def refused_fields(access: Access, fields: Iterable[str]) -> list[str]:
+    """The fields among ``fields`` this grant may not set, sorted."""
+    if access.scope is Scope.any:
+        return []
+    if access.scope is Scope.site:
+        return sorted(set(fields) - AGENT_FIELDS)
+    return sorted(set(fields) & PROGRAMME_FIELDS)
+
+
+def refusal(access: Access, refused: Iterable[str]) -> str:
+    """Why ``refused`` (from :func:`refused_fields`) are not this caller's to set."""
+    names = ", ".join(refused)
+    if access.scope is Scope.site:
+        return (
+            f"Agents may change only {', '.join(sorted(AGENT_FIELDS))} of their site; "
+            f"refused: {names}."
+        )
+    return (
+        "Only programme admins set SP+ structure codes (they come from the programme's "
+        f"export); refused: {names}."
+    )
+
+
 def ensure_settable(access: Access, fields: Iterable[str]) -> None:
     """Refuse, naming them, the fields this caller may not set (no mass assignment)."""
-    if access.scope is not Scope.site:
-        return
-    refused = sorted(set(fields) - AGENT_FIELDS)
+    refused = refused_fields(access, fields)
     if refused:
         raise Forbidden(
-            f"Agents may change only {', '.join(sorted(AGENT_FIELDS))} of their site; "
-            f"refused: {', '.join(refused)}.",
+            refusal(access, refused),
             errors=[
                 {"location": "body", "field": f, "reason": "not yours to set"} for f in refused
             ],

@@ -8,12 +8,13 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import Select, String, and_, bindparam, func, select, union_all, update
+from sqlalchemy import Select, String, and_, bindparam, exists, func, or_, select, union_all, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from spp_sites.geo import MAX_NEAR_CANDIDATES
 from spp_sites.models import Network, Site
+from spp_sites.tree import PROGRAMME_NETWORK
 
 
 @dataclass(frozen=True)
@@ -249,6 +250,13 @@ async def count_sites(session: AsyncSession) -> int:
     return int(await session.scalar(select(func.count()).select_from(Site)) or 0)
 
 
+def _may_parent(parent: Any) -> Any:
+    """SQL of :func:`spp_sites.tree.may_parent`: same network, or the programme's."""
+    return or_(
+        parent.c.network_code == Site.network_code, parent.c.network_code == PROGRAMME_NETWORK
+    )
+
+
 async def link_parents(session: AsyncSession) -> None:
     """Resolve parent SP+ codes to ids where not resolved yet.
 
@@ -256,7 +264,8 @@ async def link_parents(session: AsyncSession) -> None:
     so every write that can add a parent or a child ends with this. Only rows
     whose link is missing are touched: writers set ``parent_id`` to NULL when
     a site's parent code changes (and :func:`unlink_children` when a parent's
-    own code does).
+    own code does). A code held by a site of another network is never linked
+    (ADR 0016): the child waits, as for a code nobody holds.
     """
     parent = Site.__table__.alias("parent")
     await session.execute(
@@ -264,11 +273,53 @@ async def link_parents(session: AsyncSession) -> None:
         .where(Site.parent_sp_code.is_not(None), Site.parent_id.is_(None))
         .values(
             parent_id=select(parent.c.id)
-            .where(parent.c.sp_code == Site.parent_sp_code)
+            .where(parent.c.sp_code == Site.parent_sp_code, _may_parent(parent))
             .scalar_subquery()
         )
         .execution_options(synchronize_session=False)
     )
+
+
+async def unlink_foreign_children(session: AsyncSession, parent_ids: Sequence[str]) -> None:
+    """Unlink the children of ``parent_ids`` (sites that moved) now in another network."""
+    if not parent_ids:
+        return
+    parent = Site.__table__.alias("parent")
+    await session.execute(
+        update(Site)
+        .where(
+            Site.parent_id.in_(parent_ids),
+            ~exists().where(parent.c.id == Site.parent_id, _may_parent(parent)),
+        )
+        .values(parent_id=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def ancestry(
+    session: AsyncSession, codes: Sequence[str]
+) -> list[tuple[str, str, str | None]]:
+    """``(sp_code, network_code, parent_sp_code)`` of the sites holding ``codes``
+    and of all their ancestors by parent code: one recursive query."""
+    if not codes:
+        return []
+    pg = _is_pg(session)
+    sites = Site.__table__
+    seeds = select(_values_source("codes", pg).c.value).scalar_subquery()
+    tree = (
+        select(sites.c.sp_code, sites.c.network_code, sites.c.parent_sp_code)
+        .where(sites.c.sp_code.in_(seeds))
+        .cte("ancestry", recursive=True)
+    )
+    up = sites.alias("up")
+    # UNION, not UNION ALL: a row met twice ends the walk (no endless loop).
+    tree = tree.union(
+        select(up.c.sp_code, up.c.network_code, up.c.parent_sp_code).join(
+            tree, up.c.sp_code == tree.c.parent_sp_code
+        )
+    )
+    rows = await session.execute(select(tree), _bind_values("codes", codes, pg))
+    return [(code, network, parent) for code, network, parent in rows]
 
 
 async def unlink_children(session: AsyncSession, parent_id: str) -> None:

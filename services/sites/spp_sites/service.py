@@ -48,6 +48,7 @@ from spp_sites.ids import looks_like_site_id, new_site_id
 from spp_sites.models import Network, Site
 from spp_sites.permissions import ensure_settable
 from spp_sites.text import fold
+from spp_sites.tree import InvalidParent, Node, parent_problem
 from spp_sites.values import CONTENT_FIELDS, finish, values_from_create, values_from_patch
 
 
@@ -260,10 +261,12 @@ def _ensure_reaches(access: Access, site: Site) -> None:
 
 async def create_site(session: AsyncSession, access: Access, data: SiteCreate) -> Site:
     access.ensure(network=data.network, what=f"the network '{data.network}'")
+    ensure_settable(access, (f for f in data.model_fields_set if getattr(data, f) is not None))
     await _ensure_network(session, data.network)
     await _ensure_unique(session, data.network, data.external_code, data.sp_code, None)
     values = values_from_create(data)
     apply_geography(values, strict=True)
+    await _ensure_tree(session, values, old_code=None, field="parent_sp_code")
     stamp = now()
     site = Site(
         id=new_site_id(),
@@ -287,8 +290,32 @@ async def _relink(session: AsyncSession, site: Site) -> None:
     await session.refresh(site)
 
 
+async def _ensure_tree(
+    session: AsyncSession, values: dict[str, Any], *, old_code: str | None, field: str
+) -> None:
+    """Refuse (422 naming ``field``) a site whose parent would break the tree."""
+    code, parent = values["sp_code"], values["parent_sp_code"]
+    if parent is None:
+        return
+    known = {c: Node(n, p) for c, n, p in await repo.ancestry(session, [parent])}
+    if old_code is not None and old_code != code:
+        known.pop(old_code, None)  # the site gives up its old code
+    problem = parent_problem(code, Node(values["network_code"], parent), known.get)
+    if problem is not None:
+        raise InvalidParent(problem, errors=[{"field": field, "reason": problem}])
+
+
 def _current_values(site: Site) -> dict[str, Any]:
     return {f: getattr(site, f) for f in CONTENT_FIELDS}
+
+
+def _fields_changing(patch: SitePatch, site: Site) -> set[str]:
+    """The fields ``patch`` sets, but the SP+ code when it is the one the site has
+    (a client sending back the site it read changes nothing there)."""
+    given = set(patch.model_fields_set)
+    if "sp_code" in given and patch.sp_code == site.sp_code:
+        given.discard("sp_code")
+    return given
 
 
 async def patch_site(
@@ -300,7 +327,7 @@ async def patch_site(
 ) -> Site:
     site = await resolve_site(session, ref, for_update=True)
     _ensure_reaches(access, site)
-    ensure_settable(access, patch.model_fields_set)
+    ensure_settable(access, _fields_changing(patch, site))
     check_if_match(if_match, site_etag(site))
     changes = values_from_patch(patch)
     if not changes:
@@ -324,6 +351,15 @@ async def patch_site(
     finish(values)
     if values["content_hash"] == site.content_hash:
         return site
+    tree_fields = {
+        "parent_sp_code": "parent_sp_code",
+        "sp_code": "sp_code",
+        "network_code": "network",
+    }
+    changed = [f for c, f in tree_fields.items() if values[c] != getattr(site, c)]
+    if changed:
+        await _ensure_tree(session, values, old_code=site.sp_code, field=changed[0])
+    moved = values["network_code"] != site.network_code
     if values["sp_code"] != site.sp_code:
         await repo.unlink_children(session, site.id)
     if values["parent_sp_code"] != site.parent_sp_code:
@@ -336,6 +372,8 @@ async def patch_site(
         await session.flush()
     except IntegrityError as exc:
         raise DuplicateSite("A site with this code was created concurrently.") from exc
+    if moved:
+        await repo.unlink_foreign_children(session, [site.id])
     await _relink(session, site)
     return site
 

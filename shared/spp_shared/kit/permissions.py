@@ -105,10 +105,15 @@ DESCRIPTIONS: Mapping[Action, str] = {
     Action.networks_update: "change a network",
     Action.sites_read: "list, search and read sites",
     Action.sites_lookup: "bulk look-up of sites",
-    Action.sites_create: "create a site",
-    Action.sites_update: "change a site (agents: hours, contact, accessibility only)",
+    Action.sites_create: "create a site (SP+ code: programme admins only)",
+    Action.sites_update: (
+        "change a site (agents: hours, contact, accessibility only; "
+        "SP+ code: programme admins only)"
+    ),
     Action.sites_close: "close or reopen a site",
-    Action.sites_import: "bulk import sites (rows of other networks are rejected)",
+    Action.sites_import: (
+        "bulk import sites (rows of other networks are rejected; SP+ codes: programme admins only)"
+    ),
     Action.commitments_read: "read the eight commitments",
     Action.api_keys_manage: "create, list, rotate and revoke API keys",
     Action.agent_mappings_manage: "grant agents their network, sites and roles",

@@ -29,7 +29,7 @@ from spp_shared.contracts.sites import ImportReport
 from spp_shared.kit.db import Database
 from spp_shared.kit.errors import Conflict
 from spp_shared.kit.identity import Principal
-from spp_shared.kit.permissions import Action
+from spp_shared.kit.permissions import Access, Action, authorize
 from spp_sites import repository as repo
 from spp_sites.ids import new_site_id
 from spp_sites.importer import writer
@@ -50,7 +50,8 @@ from spp_sites.importer.rows import (
     ndjson_records,
     open_text,
 )
-from spp_sites.permissions import may_create_networks, may_reach
+from spp_sites.importer.tree import BatchTree
+from spp_sites.permissions import may_create_networks, may_reach, refusal, refused_fields
 from spp_sites.values import CONTENT_FIELDS, finish
 
 DEFAULT_BATCH: Final = 2000
@@ -122,10 +123,14 @@ class _Import:
         mapper: Mapper,
         report: ReportBuilder,
         *,
+        access: Access,
         write: bool,
         keep_valid: bool,
     ) -> None:
         self.session = session
+        self.access = access
+        self.tree = BatchTree({})
+        self.moved: list[str] = []  # sites that changed network: their children may go
         self.mapper = mapper
         self.report = report
         self.write = write
@@ -184,6 +189,7 @@ class _Import:
             if v.get("sp_code"):
                 sp_codes.append(v["sp_code"])
         found = await writer.existing_sites(self.session, keys, sp_codes)
+        self.tree = await BatchTree.load(self.session, [r.values for r in rows], found)
         by_key = {(s["network_code"], s["external_code"]): s for s in found}
         by_sp = {s["sp_code"]: s for s in found if s["sp_code"]}
         inserts: list[dict[str, Any]] = []
@@ -283,13 +289,32 @@ class _Import:
         updates: list[dict[str, Any]],
     ) -> None:
         v = row.values
-        if existing is None:
+        moved = existing is not None and existing["network_code"] != v["network_code"]
+        if existing is None or moved:
+            # A site that moves to another network keeps nothing of its old
+            # owner that the new owner's row does not give (ADR 0016).
             if not v.get("name"):
                 raise RowError("name", "required to create a site")
             merged = finish(DEFAULTS | v)
         else:
             base = {f: existing[f] for f in CONTENT_FIELDS}
             merged = finish(base | v)
+        had = existing["sp_code"] if existing is not None else None
+        if merged["sp_code"] != had and (refused := refused_fields(self.access, ["sp_code"])):
+            raise RowError("sp_code", refusal(self.access, refused))
+        self.tree.plan(merged, existing)
+        if moved:
+            assert existing is not None
+            self.moved.append(existing["id"])
+            old = existing["network_code"]
+            row.warnings.append(
+                (
+                    "network",
+                    f"the site {existing['id']} (SP+ code {existing['sp_code']}) moves from "
+                    f"network '{old}' to '{merged['network_code']}': the fields this row "
+                    f"does not give are reset, not kept from '{old}'",
+                )
+            )
         self.seen_keys[(merged["network_code"], merged["external_code"])] = row.line
         if merged["sp_code"]:
             self.seen_sp[merged["sp_code"]] = row.line
@@ -366,7 +391,14 @@ async def run_import(
                     and source.format in NETWORK_FORMATS,
                 )
                 mapper = mapper_for(source.format, ctx, source.header)
-                job = _Import(session, mapper, report, write=not dry_run, keep_valid=keep_valid)
+                job = _Import(
+                    session,
+                    mapper,
+                    report,
+                    access=authorize(principal, Action.sites_import),
+                    write=not dry_run,
+                    keep_valid=keep_valid,
+                )
                 records = iter(source.records)
                 while chunk := list(islice(records, batch_size)):
                     report.rows += len(chunk)
@@ -381,6 +413,7 @@ async def run_import(
                     await job.batch(rows)
                 await job.settle()
                 if job.write and job.wrote:
+                    await repo.unlink_foreign_children(session, job.moved)
                     await repo.link_parents(session)
                     await session.commit()
                     return report.build(committed=True)
