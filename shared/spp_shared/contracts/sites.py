@@ -6,7 +6,14 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from spp_shared.contracts.types import (
     Coordinates,
@@ -20,6 +27,7 @@ from spp_shared.contracts.types import (
     Postcode,
     RegionCode,
     Siret,
+    check_visible_name,
 )
 
 # No control characters in single-line text: PostgreSQL refuses NUL outright,
@@ -34,13 +42,16 @@ def single_line(max_length: int) -> StringConstraints:
     )
 
 
+# Names also refuse bidirectional controls and zero-width characters.
+_VISIBLE = AfterValidator(check_visible_name)
+
 # Lengths are those of the columns they are stored in (services/sites models).
-Name = Annotated[str, single_line(300)]
+Name = Annotated[str, single_line(300), _VISIBLE]
 Kind = Annotated[str, single_line(200)]
 AddressLine = Annotated[str, single_line(300)]
 CommuneName = Annotated[str, single_line(200)]
 Country = Annotated[str, single_line(100)]
-NetworkName = Annotated[str, single_line(255)]
+NetworkName = Annotated[str, single_line(255), _VISIBLE]
 Reason = Annotated[str, single_line(500)]
 ExternalCode = Annotated[
     str,

@@ -62,6 +62,7 @@ __all__ = [
     "Siret",
     "TimeRange",
     "check_coordinates",
+    "check_visible_name",
     "departement_of_commune",
     "haversine_km",
     "normalize_arrondissement_code",
@@ -108,6 +109,30 @@ def _lenient(fn: Callable[[str], Any]) -> Callable[[Any], Any]:
         return value
 
     return validator
+
+
+# --------------------------------------------------------------------------
+# Names: no Trojan Source characters
+# --------------------------------------------------------------------------
+
+# Unicode's advice against Trojan Source (UTS #55; CVE-2021-42574): the
+# bidirectional controls make a name display in another order than it reads,
+# zero-width characters hide in it (two names that look alike, a word that
+# escapes a filter). Neither belongs in the name of a site or a network.
+_BIDI_CONTROLS: Final = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_ZERO_WIDTH: Final = "\u200b-\u200d\u2060\ufeff"
+_HIDDEN_RE: Final = re.compile(f"[{_BIDI_CONTROLS}{_ZERO_WIDTH}]")
+_BIDI_RE: Final = re.compile(f"[{_BIDI_CONTROLS}]")
+
+
+def check_visible_name(s: str) -> str:
+    """Return ``s`` unless it holds a bidirectional control or a zero-width character."""
+    found = _HIDDEN_RE.search(_require_str(s, "name"))
+    if found is None:
+        return s
+    char = found.group()
+    what = "a bidirectional control" if _BIDI_RE.match(char) else "a zero-width character"
+    raise ValueError(f"contains {what} (U+{ord(char):04X}): not allowed in a name")
 
 
 # --------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 
-from spp_shared.kit.errors import PreconditionFailed, PreconditionRequired
+from spp_shared.kit.errors import BadRequest, PreconditionFailed, PreconditionRequired
 
 
 def make_etag(key: str, version: int) -> str:
@@ -37,6 +37,14 @@ def check_if_match(if_match: str | None, tag: str, *, required: bool = True) -> 
                 "Send If-Match with the ETag you last read, so concurrent edits are not lost."
             )
         return
+    items = [t.strip() for t in if_match.split(",") if t.strip()]
+    if "*" in items and len(items) > 1:
+        # RFC 9110 §13.1.1: "*" or a list of tags, never both; a "*" slipped
+        # into a list would skip the check the tags ask for.
+        raise BadRequest(
+            "If-Match is either * alone or a list of ETags, not both: "
+            f"got {len(items)} items including *."
+        )
     if not matches(if_match, tag):
         raise PreconditionFailed(f"The resource changed since you read it (current ETag {tag}).")
 

@@ -33,7 +33,7 @@ from spp_shared.kit.permissions import Access, Action, authorize
 from spp_sites import repository as repo
 from spp_sites.ids import new_site_id
 from spp_sites.importer import writer
-from spp_sites.importer.fields import RowError
+from spp_sites.importer.fields import RowError, visible_name
 from spp_sites.importer.formats import Container, Format
 from spp_sites.importer.networks import NetworkResolver
 from spp_sites.importer.report import MAX_ISSUES, ReportBuilder
@@ -289,6 +289,7 @@ class _Import:
         updates: list[dict[str, Any]],
     ) -> None:
         v = row.values
+        visible_name(v.get("name"))
         moved = existing is not None and existing["network_code"] != v["network_code"]
         if existing is None or moved:
             # A site that moves to another network keeps nothing of its old

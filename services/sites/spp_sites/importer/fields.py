@@ -13,7 +13,12 @@ from functools import lru_cache
 from typing import Any, Final
 
 from spp_shared.contracts.sites import SP_CODE_PATTERN, ResultsLevel, SiteStatus
-from spp_shared.contracts.types import WEEKDAYS, check_coordinates, parse_day_hours
+from spp_shared.contracts.types import (
+    WEEKDAYS,
+    check_coordinates,
+    check_visible_name,
+    parse_day_hours,
+)
 from spp_sites.models import Site
 
 
@@ -81,6 +86,12 @@ def checked(column: str, fn: Callable[[str], Any], value: str) -> Any:
         return fn(value)
     except ValueError as exc:
         raise RowError(api_field(column), str(exc)) from None
+
+
+def visible_name(value: str | None) -> None:
+    """Refuse a site's name with a bidirectional control or zero-width character."""
+    if value is not None:
+        checked("name", check_visible_name, value)
 
 
 def sp_code(value: str, column: str) -> str:

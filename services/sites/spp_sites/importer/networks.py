@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
-from spp_shared.contracts.types import normalize_network_code, slugify_network
+from spp_shared.contracts.types import check_visible_name, normalize_network_code, slugify_network
 from spp_sites.models import Network
 from spp_sites.text import fold
 
@@ -63,6 +63,7 @@ class NetworkResolver:
 
     def plan(self, name: str) -> str:
         """Plan the creation of a network named ``name``; returns its code."""
+        check_visible_name(name)
         code = slugify_network(name)
         normalize_network_code(code)
         self.pending.append(PlannedNetwork(code=code, name=name.strip()[:NAME_LENGTH]))
