@@ -8,6 +8,7 @@ gateway/direct. The aim (issue: gateway) is a ratio of at least 0.70.
 
     .venv/bin/python bench/gateway_bench.py                    # real sites service
     .venv/bin/python bench/gateway_bench.py --upstream minimal # one SQLite row, FastAPI
+    .venv/bin/python bench/gateway_bench.py --post-lookup      # a small POST body, held whole
     .venv/bin/python bench/gateway_bench.py --upstream-cmd 'python -m x serve --port {port}' \
         --path /v1/sites/1
 
@@ -190,9 +191,17 @@ def cpu_seconds(pid: int) -> float:
 
 
 def run_wrk(
-    url: str, *, threads: int, connections: int, seconds: int, headers: list[str]
+    url: str,
+    *,
+    threads: int,
+    connections: int,
+    seconds: int,
+    headers: list[str],
+    script: str | None = None,
 ) -> WrkResult:
     cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    if script:
+        cmd += ["-s", script]
     for header in headers:
         cmd += ["-H", header]
     out = subprocess.run([*cmd, url], check=True, capture_output=True, text=True).stdout
@@ -219,6 +228,12 @@ def main() -> None:
         help="command starting the upstream; {port} is replaced (overrides --upstream)",
     )
     parser.add_argument("--path", help="GET path to measure (default: a site created first)")
+    parser.add_argument(
+        "--post-lookup",
+        action="store_true",
+        help="measure POST /v1/sites/lookup with a small JSON body (the gateway reads it whole "
+        "before calling the service) instead of a GET",
+    )
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--connections", type=int, default=50)
@@ -272,6 +287,8 @@ def main() -> None:
         # The limiter runs on every request but never refuses: its cost is measured.
         "SPP_GATEWAY_RATE_LIMIT_READ": "100000000/minute",
         "SPP_GATEWAY_RATE_LIMIT_READ_ANONYMOUS": "100000000/minute",
+        "SPP_GATEWAY_RATE_LIMIT_WRITE": "100000000/minute",
+        "SPP_GATEWAY_RATE_LIMIT_LOOKUP": "100000000/minute",
         "SPP_GATEWAY_RATE_LIMITS_ENABLED": "false" if args.no_rate_limits else "true",
     }
     if args.redis:
@@ -304,9 +321,18 @@ def main() -> None:
     subprocess.run([py, "-m", "spp_gateway", "migrate"], env=env, check=True, capture_output=True)
     # A direct call must carry what the gateway would send (services refuse
     # calls without an assertion): an anonymous one, signed once for the run.
-    from spp_shared.kit.identity import ANONYMOUS, sign_assertion
+    from spp_shared.kit.identity import ANONYMOUS, Principal, PrincipalKind, Role, sign_assertion
 
-    direct_headers = [f"X-SPP-Assertion: {sign_assertion(ANONYMOUS, assertion_key, ttl=3600)}"]
+    direct_principal = ANONYMOUS
+    if args.post_lookup:  # the look-up is for signed-in callers
+        direct_principal = Principal(
+            subject="bench", kind=PrincipalKind.bootstrap, roles=[Role.programme_admin]
+        )
+        if args.credential == "anonymous":
+            args.credential = "bootstrap"
+    direct_headers = [
+        f"X-SPP-Assertion: {sign_assertion(direct_principal, assertion_key, ttl=3600)}"
+    ]
 
     procs: list[subprocess.Popen[bytes]] = []
     try:
@@ -352,17 +378,35 @@ def main() -> None:
             if status != 201:
                 raise SystemExit(f"could not create the bench API key ({status}): {body}")
             gw_headers = [f"Authorization: Bearer {body['secret']}"]
-        for base, hdrs in ((direct_base, direct_headers), (gateway_base, gw_headers)):
-            status, _ = http("GET", base + path, headers=hdrs)
-            if status != 200:
-                raise SystemExit(f"GET {base}{path} answered {status}")
+        wrk: dict[str, Any] = {"threads": args.threads, "connections": args.connections}
+        method = "GET"
+        if args.post_lookup:
+            # Ten keys: the site itself and nine that do not exist, about 400 bytes.
+            site_id = path.rsplit("/", 1)[1]
+            lookup = {"ids": [site_id, *(f"{n:0>26}" for n in range(9))]}
+            script = workdir / "post.lua"
+            script.write_text(
+                'wrk.method = "POST"\n'
+                f"wrk.body = '{json.dumps(lookup)}'\n"
+                'wrk.headers["Content-Type"] = "application/json"\n'
+            )
+            wrk["script"] = str(script)
+            path, method = "/v1/sites/lookup", "POST"
+            for base, hdrs in ((direct_base, direct_headers), (gateway_base, gw_headers)):
+                status, _ = http("POST", base + path, lookup, headers=hdrs)
+                if status != 200:
+                    raise SystemExit(f"POST {base}{path} answered {status}")
+        else:
+            for base, hdrs in ((direct_base, direct_headers), (gateway_base, gw_headers)):
+                status, _ = http("GET", base + path, headers=hdrs)
+                if status != 200:
+                    raise SystemExit(f"GET {base}{path} answered {status}")
 
-        wrk = {"threads": args.threads, "connections": args.connections}
         run_wrk(direct_base + path, seconds=args.warmup, headers=direct_headers, **wrk)
         run_wrk(gateway_base + path, seconds=args.warmup, headers=gw_headers, **wrk)
 
         print(
-            f"upstream: {label}; GET {path}; wrk -t{args.threads} -c{args.connections} "
+            f"upstream: {label}; {method} {path}; wrk -t{args.threads} -c{args.connections} "
             f"-d{args.duration}s; {os.cpu_count()} CPUs; access log "
             f"{'off' if args.no_access_log else 'on'}"
             f"; gateway credential {args.credential}; rate limits "
@@ -394,12 +438,9 @@ def main() -> None:
 
         d_rps = statistics.median(r.rps for r in direct)
         g_rps = statistics.median(r.rps for r in proxied)
-        one_d = run_wrk(
-            direct_base + path, threads=1, connections=1, seconds=3, headers=direct_headers
-        )
-        one_g = run_wrk(
-            gateway_base + path, threads=1, connections=1, seconds=3, headers=gw_headers
-        )
+        one = {**wrk, "threads": 1, "connections": 1, "seconds": 3}
+        one_d = run_wrk(direct_base + path, headers=direct_headers, **one)
+        one_g = run_wrk(gateway_base + path, headers=gw_headers, **one)
         ratio = g_rps / d_rps
         med = statistics.median
         print(

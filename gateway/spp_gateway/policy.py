@@ -61,6 +61,12 @@ def classify(method: str, path: str) -> RouteGroup:
     return RouteGroup.write
 
 
+def is_change(method: str, path: str) -> bool:
+    """Whether a request may change something (what the audit log records):
+    neither a read nor a look-up, which is a read with its keys in the body."""
+    return method not in READ_METHODS and not (method == "POST" and path.endswith(LOOKUP_SUFFIX))
+
+
 def rate_group(method: str, path: str, query: bytes) -> RouteGroup:
     """The group whose rate budget a request spends: :func:`classify`'s, except
     for bulk reads (``POST .../lookup``, ``GET`` or ``HEAD`` with a ``near``

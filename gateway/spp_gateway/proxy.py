@@ -33,7 +33,7 @@ from spp_gateway.auth import (
 )
 from spp_gateway.hardening import BodyPolicy, BodyRefused
 from spp_gateway.metrics import GatewayMetrics
-from spp_gateway.policy import READ_METHODS, RouteGroup, rate_group
+from spp_gateway.policy import READ_METHODS, RouteGroup, is_change, rate_group
 from spp_gateway.ratelimit import RateLimiter, send_rate_limited
 from spp_gateway.routes import LOCAL, RouteTable, is_bulk
 from spp_gateway.uploads import UploadSlots
@@ -407,7 +407,7 @@ class Proxy:
             if uploader is not None and self.uploads is not None:
                 self.uploads.release(uploader)
             self.metrics.observe(method, upstream.name, status, started)
-        if self.audit is not None and method not in READ_METHODS and not principal.is_anonymous:
+        if self.audit is not None and is_change(method, path) and not principal.is_anonymous:
             # After the answer went out: the caller does not wait for the log.
             await self.audit(
                 principal=principal, method=method, path=path, status=status, request_id=request_id

@@ -395,6 +395,22 @@ async def test_privileged_actions_are_audited_without_secrets(platform: Platform
     assert key["secret"][len("spp_") + 12 + 1 :] not in dump
 
 
+async def test_look_ups_are_reads_not_audited_changes(platform: Platform) -> None:
+    gw = platform.gateway
+    key = await platform.create_key(network="caf")
+    bearer = {"Authorization": f"Bearer {key['secret']}"}
+    looked = await gw.post(
+        "/v1/sites/lookup", json={"ids": []}, headers=bearer | {"X-Request-ID": "look-1"}
+    )
+    assert looked.status_code == 200, looked.text
+    created = await gw.post(
+        "/v1/sites", json=CAF_SITE, headers=bearer | {"X-Request-ID": "write-1"}
+    )
+    assert created.status_code == 201, created.text
+    events = await audit_events(gw, lambda ev: any(e["request_id"] == "write-1" for e in ev))
+    assert {e["request_id"] for e in events if e["action"] == "request"} == {"write-1"}
+
+
 async def test_rate_limits_answer_429_with_their_headers(platform_factory: Any) -> None:
     platform = await platform_factory(
         rate_limit_read_anonymous="3/minute", rate_limit_read="5/minute"
