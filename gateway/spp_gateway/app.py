@@ -34,7 +34,7 @@ from spp_gateway.hardening import BodyPolicy, RequestBounds, SecurityHeaders, co
 from spp_gateway.metrics import GatewayMetrics
 from spp_gateway.oidc import OidcConfig, OidcVerifier
 from spp_gateway.openapi import OpenAPICache
-from spp_gateway.ops import OpsToken
+from spp_gateway.ops import OpsToken, Reused
 from spp_gateway.proxy import Proxy
 from spp_gateway.ratelimit import RateLimiter
 from spp_gateway.routes import API_PREFIX, RouteTable
@@ -51,6 +51,9 @@ from spp_shared.kit.metrics import MetricsMiddleware
 from spp_shared.kit.settings import require_assertion_key
 
 SERVICE_NAME = "gateway"
+# A probe every few seconds sees a fresh answer; a flood of anonymous calls
+# costs the upstreams one round of checks a second.
+READINESS_REUSE_SECONDS = 1.0
 _API_PATH_PREFIX = API_PREFIX + "/"
 
 
@@ -166,11 +169,7 @@ def _internal_app(
 
     ops = OpsToken(settings.metrics_token.get_secret_value() if settings.metrics_token else None)
 
-    @app.get("/readyz")
-    async def readyz(request: Request) -> JSONResponse:
-        # Anyone (a load balancer, a probe) learns whether to send traffic;
-        # which part is down, only the operations tooling.
-        operator = ops.operator(request)
+    async def check_readiness() -> tuple[bool, dict[str, Any]]:
         names = list(routes.upstreams)
         results = await asyncio.gather(
             *(
@@ -185,9 +184,19 @@ def _internal_app(
         services = dict(zip(names, results, strict=True))
         database = await _database_ready(parts.db)
         ready = database == "ok" and all(r["status"] == "ok" for r in services.values())
+        return ready, {"service": SERVICE_NAME, "database": database, "services": services}
+
+    readiness = Reused(check_readiness, seconds=READINESS_REUSE_SECONDS)
+
+    @app.get("/readyz")
+    async def readyz(request: Request) -> JSONResponse:
+        # Anyone (a load balancer, a probe) learns whether to send traffic;
+        # which part is down, only the operations tooling.
+        operator = ops.operator(request)
+        ready, details = await readiness.get()
         body: dict[str, Any] = {"status": "ok" if ready else "unavailable"}
         if operator:
-            body |= {"service": SERVICE_NAME, "database": database, "services": services}
+            body |= details
         return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.get("/metrics")

@@ -11,14 +11,19 @@ balancer or a Kubernetes probe needs).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import time
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
 
 from starlette.requests import Request
 
 from spp_shared.kit.errors import NotFound, Unauthorized
 
 _BEARER = "bearer "
+T = TypeVar("T")
 
 
 def _digest(value: bytes) -> bytes:
@@ -64,3 +69,29 @@ class OpsToken:
                 "Send the operations token: Authorization: Bearer <SPP_GATEWAY_METRICS_TOKEN>.",
                 headers={"WWW-Authenticate": "Bearer"},
             )
+
+
+class Reused(Generic[T]):
+    """The result of a costly check, reused for ``seconds``; one run at a time.
+
+    Readiness is public and probes every upstream and the database: without
+    this, each anonymous call would cost five round trips behind the gateway.
+    """
+
+    __slots__ = ("_check", "_expires", "_lock", "_value", "seconds")
+
+    def __init__(self, check: Callable[[], Awaitable[T]], seconds: float) -> None:
+        self._check = check
+        self.seconds = seconds
+        self._value: T | None = None
+        self._expires = 0.0
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> T:
+        if self._value is not None and time.monotonic() < self._expires:
+            return self._value
+        async with self._lock:  # the callers that waited reuse this run's result
+            if self._value is None or time.monotonic() >= self._expires:
+                self._value = await self._check()
+                self._expires = time.monotonic() + self.seconds
+            return self._value
