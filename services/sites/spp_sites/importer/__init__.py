@@ -10,6 +10,7 @@ and the benchmark) and :func:`run_import_request` in :mod:`.http` (the
 - :mod:`.rows`: reading records and mapping each format to site columns;
 - :mod:`.networks`: network names of the exports to network codes;
 - :mod:`.writer`: the SQL (batch look-up, bulk insert and update);
+- :mod:`.staging`: the keys seen so far, in a temporary table (duplicates);
 - :mod:`.report`: counts and capped issue lists;
 - :mod:`.engine`: the transaction that ties them together.
 """

@@ -2,8 +2,9 @@
 
 Rows are read from the spooled file and handled in batches (one look-up
 query, one bulk insert, one bulk update per batch), so memory stays bounded
-by the batch size whatever the file size; only the keys seen so far are
-kept, to refuse a key given twice in one file.
+by the batch size whatever the file size. The keys seen so far, to refuse a
+key given twice in one file, are kept in a temporary table (:mod:`.staging`),
+not in the process.
 
 Modes: by default the import is atomic (one rejected row: nothing is kept,
 and writing stops at the first rejection while validation goes on to list
@@ -32,7 +33,7 @@ from spp_shared.kit.identity import Principal
 from spp_shared.kit.permissions import Access, Action, authorize
 from spp_sites import repository as repo
 from spp_sites.ids import new_site_id
-from spp_sites.importer import writer
+from spp_sites.importer import staging, writer
 from spp_sites.importer.fields import RowError, visible_name
 from spp_sites.importer.formats import Container, Format
 from spp_sites.importer.networks import NetworkResolver
@@ -136,6 +137,8 @@ class _Import:
         self.write = write
         self.keep_valid = keep_valid
         self.stamp = datetime.now(UTC)
+        # This batch's keys only: the lines of earlier batches that had them
+        # (from the staging table), then the rows of this batch that take them.
         self.seen_keys: dict[tuple[str, str], int] = {}
         self.seen_sp: dict[str, int] = {}
         self.wrote = False
@@ -190,6 +193,11 @@ class _Import:
                 sp_codes.append(v["sp_code"])
         found = await writer.existing_sites(self.session, keys, sp_codes)
         self.tree = await BatchTree.load(self.session, [r.values for r in rows], found)
+        earlier = await staging.lines(
+            self.session, [*keys, *((staging.SP_CODE, c) for c in sp_codes)]
+        )
+        self.seen_keys = {k: n for k, n in earlier.items() if k[0] != staging.SP_CODE}
+        self.seen_sp = {k[1]: n for k, n in earlier.items() if k[0] == staging.SP_CODE}
         by_key = {(s["network_code"], s["external_code"]): s for s in found}
         by_sp = {s["sp_code"]: s for s in found if s["sp_code"]}
         inserts: list[dict[str, Any]] = []
@@ -204,11 +212,20 @@ class _Import:
                 self._plan(row, existing, inserts, updates)
             except RowError as exc:
                 self.reject(row.line, exc.field, exc.reason)
+        taken = self.seen_keys | {(staging.SP_CODE, c): n for c, n in self.seen_sp.items()}
         if self.write:
-            self._writing = asyncio.create_task(self._write(inserts, updates))
             self.wrote = self.wrote or bool(inserts or updates or planned)
+        else:
+            inserts, updates = [], []
+        self._writing = asyncio.create_task(self._write(taken, inserts, updates))
 
-    async def _write(self, inserts: list[dict[str, Any]], updates: list[dict[str, Any]]) -> None:
+    async def _write(
+        self,
+        taken: dict[tuple[str, str], int],
+        inserts: list[dict[str, Any]],
+        updates: list[dict[str, Any]],
+    ) -> None:
+        await staging.add(self.session, taken)
         await writer.insert_sites(self.session, inserts)
         await writer.update_sites(self.session, updates)
 
@@ -400,6 +417,7 @@ async def run_import(
                     write=not dry_run,
                     keep_valid=keep_valid,
                 )
+                await staging.create(session)
                 records = iter(source.records)
                 while chunk := list(islice(records, batch_size)):
                     report.rows += len(chunk)
@@ -413,6 +431,7 @@ async def run_import(
                             job.reject(line, exc.field, exc.reason)
                     await job.batch(rows)
                 await job.settle()
+                await staging.drop(session)
                 if job.write and job.wrote:
                     await repo.unlink_foreign_children(session, job.moved)
                     await repo.link_parents(session)

@@ -8,6 +8,7 @@ from starlette.responses import Response
 from spp_shared.contracts.sites import ImportReport
 from spp_shared.kit.errors import ProblemResponse, problem_body, request_id_of
 from spp_shared.kit.identity import Principal
+from spp_shared.kit.memory import release_memory
 from spp_sites.importer.body import spooled_body
 from spp_sites.importer.engine import run_import
 
@@ -16,16 +17,20 @@ async def run_import_request(
     request: Request, principal: Principal, *, dry_run: bool, keep_valid: bool
 ) -> Response:
     settings = request.app.state.settings
-    async with spooled_body(request, settings.import_max_bytes) as upload:
-        report = await run_import(
-            request.app.state.db,
-            upload.path,
-            upload.container,
-            principal,
-            dry_run=dry_run,
-            keep_valid=keep_valid,
-            batch_size=settings.import_batch_size,
-        )
+    try:
+        async with spooled_body(request, settings.import_max_bytes) as upload:
+            report = await run_import(
+                request.app.state.db,
+                upload.path,
+                upload.container,
+                principal,
+                dry_run=dry_run,
+                keep_valid=keep_valid,
+                batch_size=settings.import_batch_size,
+            )
+    finally:
+        # The batches are freed; hand their pages back to the OS (the RSS).
+        release_memory()
     if report.committed or report.dry_run or report.rejected == 0:
         return Response(report.model_dump_json(), media_type="application/json")
     return _rejected_problem(request, report, keep_valid=keep_valid)

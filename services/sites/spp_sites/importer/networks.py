@@ -11,6 +11,9 @@ from spp_sites.models import Network
 from spp_sites.text import fold
 
 NAME_LENGTH: Final[int] = Network.__table__.c.name.type.length  # type: ignore[attr-defined]
+# Names resolved are remembered up to this many (a file names a few dozen
+# networks; one naming a new one on every row must not grow the memo).
+MEMO_SIZE: Final = 4096
 
 
 @dataclass
@@ -58,6 +61,8 @@ class NetworkResolver:
                 except ValueError:
                     slug = ""
                 code = slug if slug in self.codes else None
+        if len(self._memo) >= MEMO_SIZE:
+            self._memo.clear()
         self._memo[name] = code
         return code
 
