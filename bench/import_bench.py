@@ -7,7 +7,15 @@ then the same rows inserted by raw SQL into an empty sites table (SQLite
 executemany, PostgreSQL COPY via asyncpg), as the ceiling. Prints rows/s,
 the ratio ours/raw and the peak RSS of the process while importing.
 
+Then the memory of a large import (``--memory-rows``, 1.5 million by default,
+0 to skip): the sites service runs as its own process (``python -m spp_sites
+serve``), a network manager's key sends a lean CSV of that many rows (the
+shape of the security review's 50 MB file), as a dry run and as a real write,
+and the bench reads the process's RSS from /proc: idle (after a warm-up
+import of 10 rows), peak (VmHWM) and one second after the answer.
+
     .venv/bin/python bench/import_bench.py [--rows 100000] [--pg postgresql://...] [--no-pg]
+        [--memory-rows 1500000] [--memory-only] [--memory-no-write]
 """
 
 from __future__ import annotations
@@ -19,7 +27,10 @@ import os
 import random
 import resource
 import secrets
+import socket
 import sqlite3
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -53,6 +64,9 @@ HEADER = [
 ]  # fmt: skip
 BENCH_KEY = os.environ.setdefault(ASSERTION_KEY_ENV, "bench-" + secrets.token_hex(24))
 ADMIN = Principal(subject="bench", kind=PrincipalKind.bootstrap, roles=[Role.programme_admin])
+CAF_KEY = Principal(
+    subject="bench-caf", kind=PrincipalKind.api_key, roles=[Role.network_manager], network="caf"
+)
 
 
 def generate(path: Path, rows: int, seed: int = 7) -> None:
@@ -217,13 +231,141 @@ def compare(db_name: str, rows: int, elapsed: float, raw_seconds: float) -> None
     print(f"  ratio ours/raw: {raw_seconds / elapsed:.2f}")
 
 
+# --- memory of a large import, in the service's own process ---------------------
+
+
+def generate_lean(path: Path, rows: int, *, prefix: str = "CAF-") -> None:
+    """One network's sites, key, name and postcode only: about 35 bytes a row."""
+    with path.open("w", encoding="utf-8", newline="") as f:
+        f.write("network,external_code,name,postcode\n")
+        block = 100_000
+        for start in range(0, rows, block):
+            f.writelines(
+                f"caf,{prefix}{i:07d},Caf accueil {i},{69001 + i % 9}\n"
+                for i in range(start, min(start + block, rows))
+            )
+
+
+def proc_mb(pid: int, field: str) -> float:
+    """``VmRSS`` (now) or ``VmHWM`` (peak so far) of a process, in MB (Linux)."""
+    for text in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if text.startswith(field + ":"):
+            return int(text.split()[1]) / 1024
+    raise LookupError(field)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _file_chunks(path: Path) -> Any:
+    with path.open("rb") as f:
+        while chunk := f.read(256 * 1024):
+            yield chunk
+
+
+def memory_run(url: str, path: Path, rows: int, *, write: bool) -> None:
+    """Start the service on ``url``, import ``path`` once, print its RSS figures."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        ASSERTION_KEY_ENV: BENCH_KEY,
+        "SPP_SITES_DATABASE_URL": url,
+        "SPP_SITES_ACCESS_LOG": "false",
+        "SPP_SITES_LOG_LEVEL": "warning",
+    }
+    cmd = [sys.executable, "-m", "spp_sites", "serve", "--port", str(port)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    headers = {
+        "content-type": "text/csv",
+        "x-spp-assertion": sign_assertion(CAF_KEY, BENCH_KEY, ttl=3600),
+    }
+    try:
+        with httpx.Client(base_url=base, timeout=None) as client:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    client.get("/healthz").raise_for_status()
+                    break
+                except httpx.TransportError:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        raise SystemExit(f"{' '.join(cmd)} did not start") from None
+                    time.sleep(0.2)
+            warm = "network,external_code,name\n" + "".join(
+                f"caf,WARM-{i},Caf {i}\n" for i in range(10)
+            )
+            params = {"dry_run": "true"}
+            client.post("/v1/sites/import", content=warm, headers=headers, params=params)
+            time.sleep(1)
+            idle = proc_mb(proc.pid, "VmRSS")
+            started = time.perf_counter()
+            resp = client.post(
+                "/v1/sites/import",
+                content=_file_chunks(path),
+                headers=headers,
+                params={} if write else params,
+            )
+            elapsed = time.perf_counter() - started
+            resp.raise_for_status()
+            report = resp.json()
+            assert report["rejected"] == 0, report
+            assert report["created"] == rows, report
+            peak = proc_mb(proc.pid, "VmHWM")
+            time.sleep(1)
+            after = proc_mb(proc.pid, "VmRSS")
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    label = "write" if write else "dry run"
+    line(
+        f"{label}, service process",
+        rows,
+        elapsed,
+        f"  RSS idle {idle:.0f} MB, peak {peak:.0f} (+{peak - idle:.0f}),"
+        f" after {after:.0f} (+{after - idle:.0f})",
+    )
+
+
+async def memory(tmp: str, rows: int, pg_base: str | None, *, write: bool) -> None:
+    path = Path(tmp) / "lean.csv"
+    generate_lean(path, rows)
+    print(
+        f"Memory of one import, {rows:,} rows, {path.stat().st_size / 1e6:.0f} MB CSV, "
+        "a CAF network manager's key, the service in its own process:"
+    )
+    targets = [("SQLite", f"sqlite+aiosqlite:///{Path(tmp) / 'memory.db'}")]
+    if pg_base:
+        dsn = await scratch_pg(pg_base, "spp_import_memory_bench")
+        targets.append(("PostgreSQL", dsn.replace("postgresql://", "postgresql+asyncpg://", 1)))
+    try:
+        for db_name, url in targets:
+            print(f"{db_name}:")
+            await seed(url)
+            for writes in (False, True) if write else (False,):
+                await asyncio.to_thread(memory_run, url, path, rows, write=writes)
+    finally:
+        if pg_base:
+            await scratch_pg(pg_base, "spp_import_memory_bench", drop=True)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--pg", default="postgresql://root@127.0.0.1:5432/test")
     parser.add_argument("--no-pg", action="store_true")
+    parser.add_argument("--memory-rows", type=int, default=1_500_000, help="0: skip")
+    parser.add_argument("--memory-only", action="store_true", help="only the memory figures")
+    parser.add_argument("--memory-no-write", action="store_true", help="dry run only")
     args = parser.parse_args()
     rows = args.rows
+    pg_base = None if args.no_pg else args.pg
+    if args.memory_only:
+        with tempfile.TemporaryDirectory(prefix="spp-import-bench-") as tmp:
+            await memory(tmp, args.memory_rows, pg_base, write=not args.memory_no_write)
+        return
     with tempfile.TemporaryDirectory(prefix="spp-import-bench-") as tmp:
         path = Path(tmp) / "sites.csv"
         started = time.perf_counter()
@@ -253,6 +395,9 @@ async def main() -> None:
         finally:
             if dsn:
                 await scratch_pg(args.pg, "spp_import_bench", drop=True)
+    if args.memory_rows:
+        with tempfile.TemporaryDirectory(prefix="spp-import-bench-") as tmp:
+            await memory(tmp, args.memory_rows, pg_base, write=not args.memory_no_write)
 
 
 if __name__ == "__main__":
