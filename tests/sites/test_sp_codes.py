@@ -193,6 +193,26 @@ async def test_an_import_moving_a_site_resets_the_old_owners_fields_and_warns(
     assert (again["unchanged"], again["warnings"]) == (1, [])
 
 
+async def test_children_left_in_the_old_network_are_unlinked_when_their_parent_moves(
+    sites_client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    parent = await create(sites_client, admin_headers, CAF_BOURGES | {"sp_code": "sR1Gmf1lAh"})
+    child = await create(
+        sites_client,
+        admin_headers,
+        CAF_BOURGES
+        | {"external_code": "CAF18-VIERZON", "name": "Caf - Vierzon", "sp_code": "CHILD-1"}
+        | {"parent_sp_code": "sR1Gmf1lAh"},
+    )
+    linked = (await sites_client.get(f"/v1/sites/{child['id']}")).json()
+    assert linked["parent_id"] == parent["id"]
+
+    resp = await post_import(sites_client, EXPORT, admin_headers)  # the parent goes to cpam
+    assert resp.status_code == 200, resp.text
+    left = (await sites_client.get(f"/v1/sites/{child['id']}")).json()
+    assert (left["network"], left["parent_id"]) == ("caf", None)
+
+
 async def test_the_export_by_a_network_key_updates_only_codes_already_held(
     sites_client: httpx.AsyncClient, manager_headers: Headers, admin_headers: dict[str, str]
 ) -> None:

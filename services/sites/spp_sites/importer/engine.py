@@ -131,7 +131,8 @@ class _Import:
         self.session = session
         self.access = access
         self.tree = BatchTree({})
-        self.moved: list[str] = []  # sites that changed network: their children may go
+        # This batch's sites that changed network: their children may have to go.
+        self.moved: list[str] = []
         self.mapper = mapper
         self.report = report
         self.write = write
@@ -198,6 +199,7 @@ class _Import:
         )
         self.seen_keys = {k: n for k, n in earlier.items() if k[0] != staging.SP_CODE}
         self.seen_sp = {k[1]: n for k, n in earlier.items() if k[0] == staging.SP_CODE}
+        self.moved = []
         by_key = {(s["network_code"], s["external_code"]): s for s in found}
         by_sp = {s["sp_code"]: s for s in found if s["sp_code"]}
         inserts: list[dict[str, Any]] = []
@@ -217,17 +219,21 @@ class _Import:
             self.wrote = self.wrote or bool(inserts or updates or planned)
         else:
             inserts, updates = [], []
-        self._writing = asyncio.create_task(self._write(taken, inserts, updates))
+        moved = self.moved if self.write else []
+        self._writing = asyncio.create_task(self._write(taken, inserts, updates, moved))
 
     async def _write(
         self,
         taken: dict[tuple[str, str], int],
         inserts: list[dict[str, Any]],
         updates: list[dict[str, Any]],
+        moved: list[str],
     ) -> None:
         await staging.add(self.session, taken)
         await writer.insert_sites(self.session, inserts)
         await writer.update_sites(self.session, updates)
+        # Per batch, so nothing the size of the file is kept (ADR 0017).
+        await repo.unlink_foreign_children(self.session, moved)
 
     def _match_key(
         self, row: Row, by_key: dict[tuple[str, str], Any], by_sp: dict[str, Any]
@@ -433,7 +439,6 @@ async def run_import(
                 await job.settle()
                 await staging.drop(session)
                 if job.write and job.wrote:
-                    await repo.unlink_foreign_children(session, job.moved)
                     await repo.link_parents(session)
                     await session.commit()
                     return report.build(committed=True)
