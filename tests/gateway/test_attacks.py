@@ -187,6 +187,8 @@ async def test_a_key_scoped_to_managing_keys_acts_only_on_keys_no_wider(
     revoked = problem(await gateway.delete(f"/v1/api-keys/{full['id']}", headers=as_rotator), 403)
     assert revoked["type"].endswith("grant-beyond-caller")
     assert "revoke" in revoked["detail"]
+    # What is too wide is the key the path names, not a body the request has none of.
+    assert {e["location"] for e in revoked["errors"]} == {"path"}
     assert (await gateway.get("/v1/api-keys", headers={"X-API-Key": full["secret"]})).is_success
     problem(await gateway.get(f"/v1/api-keys/{full['id']}", headers=as_rotator), 403)
 
@@ -232,6 +234,7 @@ async def test_a_key_scoped_to_mappings_acts_only_on_mappings_no_wider(
     # It was: 204, the programme's administrators signed in as nobody.
     deleted = problem(await gateway.delete(url, headers=as_mapper), 403)
     assert deleted["type"].endswith("grant-beyond-caller")
+    assert {e["location"] for e in deleted["errors"]} == {"path"}
     # It was: 200, the administrators demoted (a narrower grant, but theirs to keep).
     demote = await gateway.patch(
         url, json={"roles": ["moderator"]}, headers=as_mapper | {"If-Match": "*"}

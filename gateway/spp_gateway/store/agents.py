@@ -403,7 +403,7 @@ def _ensure_row_within(actor: Principal, row: AgentMapping, *, what: str) -> Non
     """A caller acts only on mappings no wider than itself (as for API keys)."""
     beyond = _beyond(actor, row)
     if beyond:
-        raise GrantBeyondCaller.of(beyond, what=what)
+        raise GrantBeyondCaller.of(beyond, what=what, location="path")
 
 
 async def _get(session: AsyncSession, mapping_id: str, *, for_update: bool = False) -> AgentMapping:

@@ -460,7 +460,7 @@ def beyond_caller(actor: Principal, row: ApiKey) -> list[FieldIssue]:
 def _ensure_within(actor: Principal, row: ApiKey, *, what: str) -> None:
     beyond = beyond_caller(actor, row)
     if beyond:
-        raise GrantBeyondCaller.of(beyond, what=what)
+        raise GrantBeyondCaller.of(beyond, what=what, location="path")
 
 
 async def _get(session: AsyncSession, key_id: str, *, for_update: bool = False) -> ApiKey:

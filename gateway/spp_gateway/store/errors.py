@@ -54,8 +54,12 @@ class GrantBeyondCaller(Forbidden):
     title = "The grant reaches beyond your own credential"
 
     @classmethod
-    def of(cls, issues: list[FieldIssue], *, what: str) -> GrantBeyondCaller:
+    def of(
+        cls, issues: list[FieldIssue], *, what: str, location: str = "body"
+    ) -> GrantBeyondCaller:
+        """``location``: ``body`` for a grant the request asks for, ``path`` for
+        the existing key or mapping the path names."""
         return cls(
             f"Your credential may not {what}: " + "; ".join(i.reason for i in issues) + ".",
-            errors=[{"location": "body", "field": i.field, "reason": i.reason} for i in issues],
+            errors=[{"location": location, "field": i.field, "reason": i.reason} for i in issues],
         )
