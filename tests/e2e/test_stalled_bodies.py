@@ -30,7 +30,7 @@ pytestmark = pytest.mark.e2e
 TOKEN = "e2e-stall-bootstrap-token-0123456789abc"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 POOL = 4  # upstream connections per service
-IDLE = 2.0  # seconds a small body may stall
+IDLE = 3.0  # seconds a small body may stall (room for a loaded machine)
 
 
 @pytest.fixture

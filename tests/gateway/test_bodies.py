@@ -304,6 +304,7 @@ def _close_all(socks: list[socket.socket]) -> None:
 
 
 def test_stalled_small_bodies_take_no_upstream_connection(small_pool_gateway: ServedApp) -> None:
+    stalled_at = time.monotonic()
     socks = [
         stall(small_pool_gateway.port, "/v1/sites/lookup", headers=ADMIN) for _ in range(POOL * 4)
     ]
@@ -316,6 +317,8 @@ def test_stalled_small_bodies_take_no_upstream_connection(small_pool_gateway: Se
             write = client.post("/v1/sites/lookup", headers=ADMIN, json={"ids": []})
             assert write.status_code == 200
             assert write.json()["body_size"] == len(b'{"ids":[]}')
+        # ...while the stalls still held their connections (not after their 408s).
+        assert time.monotonic() - stalled_at < IDLE * 3
         for sock in socks:  # each stall is cut, and said so
             status, headers, body = read_answer(sock, timeout=IDLE * 10)
             assert_problem(status, headers, body, 408, "request-timeout")
@@ -357,6 +360,7 @@ def test_uploads_never_take_the_ordinary_pool(small_pool_gateway: ServedApp) -> 
     # callers, each at its share): reads and small writes still get through.
     socks: list[socket.socket] = []
     results: list[int] = []
+    stalled_at = time.monotonic()
     try:
         for _ in range(2):
             socks.append(
@@ -376,6 +380,7 @@ def test_uploads_never_take_the_ordinary_pool(small_pool_gateway: ServedApp) -> 
         for t in callers:
             t.join()
         assert results == [200] * (POOL * 4)
+        assert time.monotonic() - stalled_at < IDLE * 3  # the uploads were still stalled
     finally:
         _close_all(socks)
 
