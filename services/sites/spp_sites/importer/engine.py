@@ -127,6 +127,7 @@ class _Import:
         access: Access,
         write: bool,
         keep_valid: bool,
+        batch_size: int = DEFAULT_BATCH,
     ) -> None:
         self.session = session
         self.access = access
@@ -144,6 +145,10 @@ class _Import:
         self.seen_sp: dict[str, int] = {}
         self.wrote = False
         self._writing: asyncio.Task[None] | None = None
+        # Sites inserted so far, and how many before their statistics are
+        # taken (once; see _analyze).
+        self.inserted = 0
+        self.analyze_sites_at: int | None = batch_size
 
     async def settle(self) -> None:
         """Wait for the batch being written (its errors surface here)."""
@@ -158,6 +163,14 @@ class _Import:
             task, self._writing = self._writing, None
             with contextlib.suppress(Exception):
                 await task
+
+    async def _analyze(self) -> None:
+        """Statistics of ``sites`` once this import has added a full batch to
+        it, so the next batches' look-ups are planned for a table of these
+        networks (probes of the unique key) and not for an empty one (ADR 0020)."""
+        if self.analyze_sites_at is not None and self.inserted >= self.analyze_sites_at:
+            self.analyze_sites_at = None
+            await writer.analyze_sites(self.session)
 
     def reject(self, line: int, field: str | None, reason: str) -> None:
         self.report.reject(line, field, reason)
@@ -174,6 +187,7 @@ class _Import:
         end of the import, settles it before touching the session again.
         """
         await self.settle()
+        await self._analyze()
         planned = self.mapper.ctx.resolver.take_pending()
         self.report.networks_created.extend(p.code for p in planned)
         if planned and self.write:
@@ -220,6 +234,7 @@ class _Import:
         else:
             inserts, updates = [], []
         moved = self.moved if self.write else []
+        self.inserted += len(inserts)
         self._writing = asyncio.create_task(self._write(taken, inserts, updates, moved))
 
     async def _write(
@@ -422,6 +437,7 @@ async def run_import(
                     access=authorize(principal, Action.sites_import),
                     write=not dry_run,
                     keep_valid=keep_valid,
+                    batch_size=batch_size,
                 )
                 await staging.create(session)
                 records = iter(source.records)

@@ -54,10 +54,14 @@ _PG_ADD: Final = text(
     bindparam("codes", type_=ARRAY(String)),
     bindparam("lines", type_=ARRAY(Integer)),
 )
+# LATERAL with OFFSET 0 (a subquery the planner cannot flatten into a join):
+# one probe of the primary key per key of the batch, whatever the table's
+# size or statistics. As a plain join it was planned as a hash join over the
+# whole table, which grew with every batch (ADR 0020).
 _PG_LINES: Final = text(
-    f"SELECT s.network, s.code, s.line FROM {TABLE} s "
-    "JOIN unnest(:nets, :codes) AS k(network, code) "
-    "ON s.network = k.network AND s.code = k.code"
+    "SELECT k.network, k.code, s.line FROM unnest(:nets, :codes) AS k(network, code) "
+    f"CROSS JOIN LATERAL (SELECT line FROM {TABLE} "
+    f"WHERE {TABLE}.network = k.network AND {TABLE}.code = k.code OFFSET 0) AS s"
 ).bindparams(bindparam("nets", type_=ARRAY(String)), bindparam("codes", type_=ARRAY(String)))
 
 # SQLite: the batch as one JSON array, read by json_each (one statement, one
