@@ -52,7 +52,7 @@ def classify(method: str, path: str) -> RouteGroup:
     if key in ADMIN_RESOURCES:
         return RouteGroup.admin
     # Same test as the proxy's bulk timeout, so "bulk" means one thing.
-    if is_bulk(path):
+    if is_bulk(method, path):
         return RouteGroup.bulk
     if method in READ_METHODS:
         return RouteGroup.read

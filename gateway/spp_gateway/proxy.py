@@ -467,7 +467,9 @@ class Proxy:
         request_id: str,
     ) -> int:
         # Only bulk calls override the session's timeout (None would disable it).
-        extra: dict[str, Any] = {"timeout": self.upstream.bulk_timeout} if is_bulk(path) else {}
+        extra: dict[str, Any] = (
+            {"timeout": self.upstream.bulk_timeout} if is_bulk(method, path) else {}
+        )
         try:
             resp = await session.request(
                 method, url, headers=headers, data=data, allow_redirects=False, **extra

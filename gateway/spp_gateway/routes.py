@@ -40,12 +40,19 @@ LOCAL = "gateway"
 LOCAL_ROUTES: tuple[str, ...] = ("/v1/api-keys", "/v1/agent-mappings", "/v1/audit-events")
 
 # Bulk endpoints answer only when all the work is done (an import of 100k
-# rows takes tens of seconds), so they get the longer bulk read timeout.
+# rows takes tens of seconds), so they get the longer bulk read timeout, the
+# large body limit and a streamed body. Exactly ``POST /v1/<resource>/import``:
+# a suffix test alone let ``PATCH /v1/sites/import`` (a site whose reference
+# is "import") stream 512 MiB into an ordinary JSON endpoint.
 BULK_SUFFIX = "/import"
 
 
-def is_bulk(path: str) -> bool:
-    return path.endswith(BULK_SUFFIX)
+def is_bulk(method: str, path: str) -> bool:
+    return (
+        method == "POST"
+        and path.endswith(BULK_SUFFIX)
+        and route_key(path) == path[: -len(BULK_SUFFIX)]
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -166,7 +166,9 @@ def make_upstream(service: str) -> FastAPI:
         await asyncio.sleep(3)
         return {"status": "late"}
 
-    @app.post(prefix + "/test/import", include_in_schema=False)
+    # Bulk paths are exactly /v1/<resource>/import: the slow one is the
+    # indicators', the others echo what they read.
+    @app.post("/v1/indicators/import", include_in_schema=False)
     async def slow_import() -> dict[str, str]:
         await asyncio.sleep(1.5)  # longer than the test gateway's read timeout
         return {"status": "imported"}

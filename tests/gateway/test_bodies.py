@@ -235,6 +235,20 @@ def test_a_client_that_writes_its_whole_body_first_reads_the_413(
             served.stop()
 
 
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("PATCH", "/v1/sites/import"), ("PATCH", "/v1/networks/import"), ("GET", "/v1/x/import")],
+)
+def test_only_a_post_to_a_collections_import_is_a_bulk_upload(
+    bounds: ServedApp, method: str, path: str
+) -> None:
+    # A site whose reference is "import" is an ordinary JSON resource: 1 MiB.
+    with httpx.Client(base_url=bounds.url, timeout=10) as client:
+        resp = client.request(method, path, content=b"x" * (2 * 1024 * 1024))
+    assert resp.status_code == 413, resp.text
+    assert resp.json()["limit_bytes"] == 1024 * 1024
+
+
 def test_a_chunked_body_over_the_limit_is_read_then_refused(bounds: ServedApp) -> None:
     with socket.create_connection(("127.0.0.1", bounds.port)) as sock:
         sock.sendall(

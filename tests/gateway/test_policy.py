@@ -39,7 +39,12 @@ def settings(**overrides: Any) -> GatewaySettings:
         ("POST", "/v1/experiences-archive", RouteGroup.write),  # not a prefix match
         ("POST", "/v1/sites/import", RouteGroup.bulk),
         ("POST", "/v1/experiences/import", RouteGroup.bulk),
-        ("GET", "/v1/results/import", RouteGroup.bulk),
+        ("GET", "/v1/results/import", RouteGroup.read),
+        # Not an import: a site or network whose reference is "import".
+        ("PATCH", "/v1/sites/import", RouteGroup.write),
+        ("PATCH", "/v1/networks/import", RouteGroup.write),
+        ("POST", "/v1/sites/x/import", RouteGroup.write),
+        ("PUT", "/v1/sites/import", RouteGroup.write),
         ("POST", "/v1/sites/import/", RouteGroup.write),
         ("GET", "/v1/api-keys", RouteGroup.admin),
         ("POST", "/v1/api-keys/abc/revoke", RouteGroup.admin),

@@ -310,7 +310,7 @@ async def test_slow_upstream_is_a_504_problem(gateway: ServedApp) -> None:
 
 async def test_bulk_endpoints_get_the_longer_read_timeout(gateway: ServedApp) -> None:
     async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as client:
-        resp = await client.post("/v1/labels/test/import", content=b"a,b\n")
+        resp = await client.post("/v1/indicators/import", content=b"a,b\n")
     assert resp.status_code == 200, resp.text
     assert resp.json() == {"status": "imported"}
 
