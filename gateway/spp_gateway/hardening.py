@@ -313,6 +313,7 @@ class RequestBounds:
         self.idle = settings.body_idle_timeout
         self.total = settings.body_receive_timeout
         self.upload_idle = settings.upload_idle_timeout
+        self.upload_min_rate = settings.upload_min_rate
 
     def body_limit(self, method: str, path: str) -> int:
         return self.bodies.limit(method, path)
@@ -413,7 +414,11 @@ class RequestBounds:
         total: float | None,
     ) -> None:
         loop = asyncio.get_running_loop()
-        deadline = None if total is None else loop.time() + total
+        begun = loop.time()
+        deadline = None if total is None else begun + total
+        # A streamed upload has no deadline (a large file on a slow line is
+        # legitimate) but, after a grace period, a minimum average rate.
+        min_rate = self.upload_min_rate if total is None else 0
         received = 0
         done = False  # the whole body is in: later receives only wait for a disconnect
         refused: BodyRefused | None = None
@@ -445,6 +450,14 @@ class RequestBounds:
                     refused = BodyTooLarge(limit)
                     raise refused
                 done = not message.get("more_body", False)
+                elapsed = loop.time() - begun
+                if not done and min_rate and elapsed > idle and received < min_rate * elapsed:
+                    refused = BodyTimedOut(
+                        f"The upload is too slow: {received} bytes in {elapsed:.0f} seconds, "
+                        f"under the minimum of {min_rate} bytes a second.",
+                        idle,
+                    )
+                    raise refused
             return message
 
         async def watched_send(message: Message) -> None:

@@ -191,6 +191,13 @@ class GatewaySettings(BaseSettings):
         gt=0,
         description="Seconds a streamed upload may stay silent between two reads; then 408.",
     )
+    upload_min_rate: int = Field(
+        default=1024,
+        ge=0,
+        description="Bytes a second a streamed upload must average once it has run for "
+        "SPP_GATEWAY_UPLOAD_IDLE_TIMEOUT seconds; below, 408 (a trickle of a byte every few "
+        "seconds would hold an upload connection for ever). 0: no minimum.",
+    )
     uploads_per_caller: int = Field(
         default=2,
         ge=1,

@@ -185,6 +185,44 @@ def test_a_streamed_upload_gets_the_longer_idle_timeout(bounds: ServedApp) -> No
     assert time.monotonic() - started >= IDLE * 1.8
 
 
+def test_a_trickled_upload_is_cut_once_under_the_minimum_rate(bounds: ServedApp) -> None:
+    # A byte every half idle period: never a stall, but it would hold an upload
+    # connection for ever (the review held the whole upload pool this way).
+    answered = b""
+    with stall(bounds.port, "/v1/sites/import", length=10_000_000) as sock:
+        started = time.monotonic()
+        for _ in range(40):
+            time.sleep(IDLE / 2)
+            try:
+                sock.sendall(b"x")
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            sock.setblocking(False)
+            try:
+                answered += sock.recv(65536)
+            except BlockingIOError:
+                pass
+            finally:
+                sock.setblocking(True)
+            if answered:
+                break
+        waited = time.monotonic() - started
+    assert answered.startswith(b"HTTP/1.1 408"), answered[:80]
+    assert b"too slow" in answered
+    assert IDLE * 2 <= waited < IDLE * 10
+
+
+def test_an_upload_at_a_decent_pace_is_untouched(bounds: ServedApp) -> None:
+    def chunks() -> Iterator[bytes]:
+        for _ in range(6):
+            time.sleep(IDLE / 2)  # 1.8 s in all: past the grace period
+            yield b"y" * 10_000
+
+    with httpx.Client(base_url=bounds.url, timeout=10) as client:
+        resp = client.post("/v1/sites/import", content=chunks())
+    assert resp.json() == {"size": 60_000}
+
+
 def test_once_the_body_is_in_the_app_may_take_its_time(bounds: ServedApp) -> None:
     with httpx.Client(base_url=bounds.url, timeout=IDLE * 10) as client:
         resp = client.post("/v1/sites/late", content=b"x" * 1000)
