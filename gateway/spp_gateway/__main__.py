@@ -244,7 +244,11 @@ def serve(args: argparse.Namespace) -> None:
         port=args.port,
         workers=args.workers,
         loop="uvloop",
-        http=head_timeout_protocol(settings.header_timeout),  # httptools, with a head deadline
+        # httptools, with a deadline and a size bound on each request head
+        http=head_timeout_protocol(
+            settings.header_timeout,
+            settings.max_header_bytes + settings.max_url_bytes + 1024,
+        ),
         lifespan="on",
         server_header=False,
         date_header=True,

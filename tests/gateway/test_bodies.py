@@ -31,6 +31,7 @@ from .conftest import BOOTSTRAP_TOKEN, ServedApp, gateway_settings, serve_gatewa
 
 ADMIN = {"Authorization": f"Bearer {BOOTSTRAP_TOKEN}"}
 IDLE = 0.6  # the test gateways' body idle timeout, seconds
+HEAD_LIMIT = 32 * 1024  # bytes of a request head the test server buffers at most
 
 
 # --- raw HTTP/1.1 over a socket ---------------------------------------------------------
@@ -446,7 +447,7 @@ def head_deadline() -> Iterator[ServedApp]:
 
     app = SecurityHeaders(RequestBounds(_reads_then_answers, _settings()))
     served = ServedApp(
-        app, lifespan="off", server_header=False, http=head_timeout_protocol(IDLE)
+        app, lifespan="off", server_header=False, http=head_timeout_protocol(IDLE, HEAD_LIMIT)
     ).start()
     yield served
     served.stop()
@@ -476,6 +477,41 @@ def test_a_keep_alive_connection_sending_whole_heads_is_kept(head_deadline: Serv
         third = client.post("/v1/sites/lookup", content=b"[12]")
     assert [r.json()["size"] for r in (first, second, third)] == [2, 3, 4]
     assert [r.status_code for r in (first, second, third)] == [200] * 3
+
+
+def test_a_request_head_growing_past_its_limit_is_refused_at_once(
+    head_deadline: ServedApp,
+) -> None:
+    with socket.create_connection(("127.0.0.1", head_deadline.port)) as sock:
+        sock.sendall(b"GET /v1/sites HTTP/1.1\r\nHost: g\r\nX-Pad: ")
+        started = time.monotonic()
+        try:
+            for _ in range(64):  # 4 MiB of one header that never ends
+                sock.sendall(b"a" * 65536)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        status, headers, body = read_answer(sock, timeout=IDLE * 5)
+        assert time.monotonic() - started < IDLE  # not the head deadline: the size
+    assert_problem(status, headers, body, 431, "request-header-fields-too-large")
+    assert headers["connection"] == "close"
+
+
+def test_a_pipelined_request_waits_for_the_answer_before_it(head_deadline: ServedApp) -> None:
+    with socket.create_connection(("127.0.0.1", head_deadline.port)) as sock:
+        # The first request takes longer than the head deadline to answer; the
+        # second one's head is still coming: the first answer must get out.
+        sock.sendall(
+            b"POST /v1/sites/late HTTP/1.1\r\nHost: g\r\nContent-Length: 2\r\n\r\n[]"
+            b"GET /v1/sites HTTP/1.1\r\nHost: g\r\n"
+        )
+        status, headers, body = read_answer(sock, timeout=IDLE * 10)
+        while b"0\r\n\r\n" not in body:  # chunked: read to the last chunk
+            chunk = sock.recv(65536)
+            assert chunk, body
+            body += chunk
+    assert status == 200
+    assert headers["transfer-encoding"] == "chunked"
+    assert b'{"size":2}' in body
 
 
 # --- the contract says so ----------------------------------------------------------------
