@@ -74,6 +74,11 @@ def clean_request_id(value: bytes | None) -> str:
     return new_request_id()
 
 
+# nginx's status for a request whose client closed the connection before
+# any answer: what the access log records when the app sent nothing.
+CLIENT_CLOSED = 499
+
+
 class RequestContextMiddleware:
     """Pure ASGI: sets the request id, echoes it, writes one access log line."""
 
@@ -96,17 +101,23 @@ class RequestContextMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status = 500
+        answered = False
         rid_header = (REQUEST_ID_HEADER, request_id.encode("latin-1"))
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, answered
             if message["type"] == "http.response.start":
                 status = message["status"]
+                answered = True
                 message["headers"] = [*message.get("headers", []), rid_header]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+            if not answered:
+                # The app had nobody to answer: the client left first
+                # (nginx's 499), not a server error.
+                status = CLIENT_CLOSED
         finally:
             if self.access_log:
                 self.log.info(
