@@ -10,7 +10,7 @@ rows. bench/import_bench.py measures the process's RSS on 1.5 million rows.
 from __future__ import annotations
 
 import tracemalloc
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,6 @@ from spp_shared.kit.db import Database
 from spp_shared.kit.identity import Principal, PrincipalKind, Role
 from spp_sites.importer import run_import
 from spp_sites.importer.formats import Container
-from tests.support import ServiceDB
 
 pytestmark = pytest.mark.anyio
 
@@ -39,14 +38,6 @@ def new_sites(i: int) -> str:
 def unknown_networks(i: int) -> str:
     # Each row names a network nobody knows: every row rejected, every name new.
     return f"reseau-inconnu-{i:07d},X{i},Accueil {i},69001"
-
-
-@pytest.fixture
-async def db(sites_db: ServiceDB) -> AsyncIterator[Database]:
-    await sites_db.reset()
-    database = Database(sites_db.url)
-    yield database
-    await database.dispose()
 
 
 async def peak_bytes(db: Database, path: Path) -> tuple[int, int]:

@@ -15,6 +15,7 @@ validates and looks up without writing.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -39,7 +40,9 @@ from spp_sites.importer.formats import Container, Format
 from spp_sites.importer.networks import NetworkResolver
 from spp_sites.importer.report import MAX_ISSUES, ReportBuilder
 from spp_sites.importer.rows import (
+    MAX_RECORD_SIZE,
     NDJSON_KEYS,
+    CsvLines,
     FileProblem,
     MapContext,
     Mapper,
@@ -84,28 +87,30 @@ def _first_non_utf8(path: Path) -> tuple[int, int]:
     """The line and value of the first byte that is not UTF-8, from the raw file.
 
     The text reader decodes blocks of 8 KB, so its error tells neither the line
-    nor the byte's place in the file; only this error path reads the file again.
+    nor the byte's place in the file; only this error path reads the file again,
+    a bounded piece of a line at a time (the incremental decoder joins a
+    character cut between two pieces).
     """
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    number = 1
     with path.open("rb") as raw:
-        for number, line in enumerate(raw, start=1):
+        while piece := raw.readline(MAX_RECORD_SIZE):
             try:
-                line.decode("utf-8")
+                decoder.decode(piece)
             except UnicodeDecodeError as exc:
-                return number, line[exc.start]
+                return number, exc.object[exc.start]
+            number += piece.endswith(b"\n")
     return 0, 0
 
 
-def _utf8_lines(path: Path, stream: IO[str]) -> Iterator[str]:
-    try:
-        yield from stream
-    except UnicodeDecodeError:
-        line, byte = _first_non_utf8(path)
-        raise FileProblem(
-            f"The file is not UTF-8 text: line {line} has the byte 0x{byte:02X}, which is "
-            "not UTF-8 (a Latin-1 or Windows-1252 file?). Re-save the file as UTF-8 "
-            "(in a spreadsheet: 'CSV UTF-8') and send it again.",
-            errors=[{"line": line, "reason": f"byte 0x{byte:02X} is not UTF-8"}],
-        ) from None
+def _not_utf8(path: Path) -> FileProblem:
+    line, byte = _first_non_utf8(path)
+    return FileProblem(
+        f"The file is not UTF-8 text: line {line} has the byte 0x{byte:02X}, which is "
+        "not UTF-8 (a Latin-1 or Windows-1252 file?). Re-save the file as UTF-8 "
+        "(in a spreadsheet: 'CSV UTF-8') and send it again.",
+        errors=[{"line": line, "reason": f"byte 0x{byte:02X} is not UTF-8"}],
+    )
 
 
 def _open_source(path: Path, container: Container, stack: ExitStack) -> _Source:
@@ -113,7 +118,7 @@ def _open_source(path: Path, container: Container, stack: ExitStack) -> _Source:
         binary: IO[bytes] = stack.enter_context(path.open("rb"))
         return _Source(Format.ndjson, ndjson_records(binary))
     stream = stack.enter_context(open_text(path))
-    header, records = csv_records(_utf8_lines(path, stream))
+    header, records = csv_records(CsvLines(stream, lambda: _not_utf8(path)))
     return _Source(detect_csv(header), records, header)
 
 
