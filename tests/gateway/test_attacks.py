@@ -14,6 +14,7 @@ import base64
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -275,6 +276,142 @@ async def test_a_key_scoped_to_mappings_cannot_make_an_agent_an_unscoped_admin(
     token = idp.token("attacker")
     audit = await gateway.get("/v1/audit-events", headers={"Authorization": f"Bearer {token}"})
     problem(audit, 403)
+
+
+# --- time: a credential that expires hands out none that outlives it ---------------------
+
+
+def fields_of(body: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(e["location"], e["field"]) for e in body["errors"]]
+
+
+async def test_an_expiring_key_cannot_mint_rotate_or_map_a_grant_that_outlives_it(
+    gateway: httpx.AsyncClient, idp: Idp
+) -> None:
+    ends = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
+    scopes = ["api-keys:manage", "agent-mappings:manage", "sites:lookup"]
+    temp = await new_api_key(gateway, BOOTSTRAP, scopes=scopes, expires_at=ends.isoformat())
+    assert temp.status_code == 201, temp.text
+    as_temp = {"X-API-Key": temp.json()["secret"]}
+    narrow = {"scopes": ["api-keys:manage"]}
+
+    # It was: 201 and "expires_at": null, a successor that never ends.
+    forever = problem(await new_api_key(gateway, as_temp, **narrow), 403)
+    assert forever["type"].endswith("grant-beyond-caller")
+    assert fields_of(forever) == [("body", "expires_at")]
+    assert ends.isoformat() in forever["detail"]
+    later = await new_api_key(
+        gateway, as_temp, **narrow, expires_at=(ends + timedelta(seconds=1)).isoformat()
+    )
+    assert fields_of(problem(later, 403)) == [("body", "expires_at")]
+    # Ending with the caller, or before, is fine.
+    for end in (ends, ends - timedelta(hours=1)):
+        made = await new_api_key(gateway, as_temp, **narrow, expires_at=end.isoformat())
+        assert made.status_code == 201, made.text
+
+    # Rotation hands out a working secret: not of a key that outlives the caller
+    # (reading it, or revoking it, hands out nothing).
+    lasting = (await new_api_key(gateway, BOOTSTRAP, **narrow)).json()
+    rotated = problem(
+        await gateway.post(f"/v1/api-keys/{lasting['id']}/rotate", headers=as_temp), 403
+    )
+    assert fields_of(rotated) == [("path", "expires_at")]
+    assert "secret" not in rotated
+    assert (await gateway.get(f"/v1/api-keys/{lasting['id']}", headers=as_temp)).is_success
+
+    # A mapping never expires: an expiring caller grants none, nor changes one.
+    grant = {"match": "subject", "value": "contractor", "roles": ["moderator"]}
+    mapped = problem(await gateway.post("/v1/agent-mappings", json=grant, headers=as_temp), 403)
+    assert fields_of(mapped) == [("body", "expires_at")]
+    made = await gateway.post("/v1/agent-mappings", json=grant, headers=BOOTSTRAP)
+    assert made.status_code == 201, made.text
+    url = f"/v1/agent-mappings/{made.json()['id']}"
+    changed = await gateway.patch(
+        url, json={"roles": ["moderator"]}, headers=as_temp | {"If-Match": made.headers["etag"]}
+    )
+    assert fields_of(problem(changed, 403)) == [("body", "expires_at")]
+    assert (await gateway.delete(url, headers=as_temp)).status_code == 204
+
+    # Its own rotation is no longer-lived than itself.
+    own = await gateway.post(f"/v1/api-keys/{temp.json()['id']}/rotate", headers=as_temp)
+    assert own.status_code == 200, own.text
+
+    # Agents are people signed in for a session: their token's exp is not the
+    # grant's end (their mapping is), so they are not held to it.
+    boss = {"match": "subject", "value": "boss", "roles": ["programme_admin"]}
+    assert (await gateway.post("/v1/agent-mappings", json=boss, headers=BOOTSTRAP)).is_success
+    as_agent = {"Authorization": f"Bearer {idp.token('boss')}"}
+    by_agent = await new_api_key(gateway, as_agent, **narrow)
+    assert by_agent.status_code == 201, by_agent.text
+    assert by_agent.json()["expires_at"] is None
+
+
+# --- If-Match: every line, its syntax, a strong comparison -------------------------------
+
+
+async def test_if_match_is_read_whole_and_strong_through_the_gateway(
+    gateway: httpx.AsyncClient,
+) -> None:
+    made = await gateway.post(
+        "/v1/agent-mappings",
+        json={"match": "subject", "value": "etags", "roles": ["moderator"]},
+        headers=BOOTSTRAP,
+    )
+    assert made.status_code == 201, made.text
+    site = await gateway.post(
+        "/v1/sites",
+        json={"network": "caf", "external_code": "ETAGS-1", "name": "Caf - Bron"},
+        headers=BOOTSTRAP,
+    )
+    assert site.status_code == 201, site.text
+    writes = [
+        (f"/v1/agent-mappings/{made.json()['id']}", {"roles": ["moderator"]}, made),
+        (f"/v1/sites/{site.json()['id']}", {"name": "Caf - Bron"}, site),
+    ]
+    for path, body, created in writes:
+        headers = list(BOOTSTRAP.items())
+        # It was: 200 (the second line never read, * alone on the first).
+        two = await gateway.patch(
+            path, json=body, headers=[*headers, ("If-Match", "*"), ("If-Match", '"nope"')]
+        )
+        assert problem(two, 400)["detail"].startswith("If-Match"), path
+        # It was: 200 for both.
+        problem(await gateway.patch(path, json=body, headers=BOOTSTRAP | {"If-Match": "W/*"}), 400)
+        weak = BOOTSTRAP | {"If-Match": f"W/{created.headers['etag']}"}
+        problem(await gateway.patch(path, json=body, headers=weak), 412)
+        strong = BOOTSTRAP | {"If-Match": created.headers["etag"]}
+        assert (await gateway.patch(path, json=body, headers=strong)).status_code == 200, path
+
+
+async def test_every_write_that_needs_if_match_declares_428(
+    gateway: httpx.AsyncClient, sites_app: FastAPI
+) -> None:
+    """It was: 200, 400...412...422 declared, never 428 (PROBLEM_RESPONSES
+    filtered on a status its table lacked), though these answer it."""
+    required = {
+        ("patch", "/v1/sites/{ref}"),
+        ("patch", "/v1/networks/{code}"),
+        ("patch", "/v1/agent-mappings/{mapping_id}"),
+    }
+    merged = (await gateway.get("/openapi.json")).json()
+    for spec in (merged, sites_app.openapi()):
+        taking = {
+            (method, path)
+            for path, item in spec["paths"].items()
+            for method, op in item.items()
+            if any(
+                p["in"] == "header" and p["name"] == "if-match" for p in op.get("parameters", [])
+            )
+        }
+        assert {w for w in required if w[1] in spec["paths"]} <= taking
+        for method, path in taking:
+            responses = spec["paths"][path][method]["responses"]
+            assert {"412", "428"} <= set(responses), (method, path)
+            assert "Problem" in str(responses["428"]), (method, path)
+    assert required <= {(m, p) for p, item in merged["paths"].items() for m in item if m == "patch"}
+    # A 428 is a problem with its own type, like every other status.
+    missing = await gateway.patch("/v1/networks/caf", json={"name": "Caf"}, headers=BOOTSTRAP)
+    assert problem(missing, 428)["type"].endswith("precondition-required")
 
 
 def test_escalation_issues() -> None:

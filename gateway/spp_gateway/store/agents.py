@@ -55,6 +55,7 @@ from spp_shared.contracts.access import (
     escalation_issues,
     grant_issues,
     normalize_match_value,
+    outlives_caller,
 )
 from spp_shared.kit.db import Database
 from spp_shared.kit.etags import check_if_match, make_etag
@@ -387,7 +388,10 @@ def _duplicate(match: str, existing_id: str | None) -> DuplicateAgentMapping:
 def _ensure_within(
     actor: Principal, roles: list[Role], network: str | None, sites: list[str], *, what: str
 ) -> None:
-    beyond = escalation_issues(actor, roles=roles, network=network, sites=sites)
+    # A mapping never expires: a caller whose credential does may not grant one.
+    beyond = escalation_issues(actor, roles=roles, network=network, sites=sites) + outlives_caller(
+        actor, None
+    )
     if beyond:
         raise GrantBeyondCaller.of(beyond, what=what)
 

@@ -52,6 +52,7 @@ from spp_shared.contracts.access import (
     FieldIssue,
     escalation_issues,
     grant_issues,
+    outlives_caller,
 )
 from spp_shared.kit.db import Database
 from spp_shared.kit.identity import Principal, PrincipalKind, Role
@@ -99,6 +100,7 @@ def principal_of(row: ApiKey) -> Principal:
         scopes=list(row.scopes),
         network=row.network,
         sites=list(row.sites),
+        expires_at=row.expires_at,
     )
 
 
@@ -297,7 +299,7 @@ class ApiKeyStore:
             raise InvalidGrant.of(issues)
         beyond = escalation_issues(
             actor, roles=data.roles, network=data.network, sites=data.sites, scopes=data.scopes
-        )
+        ) + outlives_caller(actor, data.expires_at)
         if beyond:
             raise GrantBeyondCaller.of(beyond, what="create this key")
         key_id = new_key_id()
@@ -391,7 +393,7 @@ class ApiKeyStore:
             raise ApiKeyRevoked(f"The API key '{key_id}' is revoked; create a new one.")
         # The answer hands the caller a working secret of this key: as much
         # as creating it would.
-        _ensure_within(actor, row, what="rotate this key")
+        _ensure_within(actor, row, what="rotate this key", lasting=True)
         secret = new_key(key_id)
         row.secret_hash = hash_key(secret)
         row.rotated_at = now()
@@ -457,8 +459,12 @@ def beyond_caller(actor: Principal, row: ApiKey) -> list[FieldIssue]:
     )
 
 
-def _ensure_within(actor: Principal, row: ApiKey, *, what: str) -> None:
+def _ensure_within(actor: Principal, row: ApiKey, *, what: str, lasting: bool = False) -> None:
+    """``lasting``: the act hands out a working secret (rotation), so the key
+    must not outlive ``actor`` either (:func:`outlives_caller`)."""
     beyond = beyond_caller(actor, row)
+    if lasting:
+        beyond += outlives_caller(actor, row.expires_at)
     if beyond:
         raise GrantBeyondCaller.of(beyond, what=what, location="path")
 

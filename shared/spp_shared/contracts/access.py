@@ -163,7 +163,9 @@ def escalation_issues(
     scoped to ``agent-mappings:manage`` make someone an unscoped admin. Every
     non-public action the grant allows must be allowed to ``actor`` at least
     as far. The unscoped administrators (bootstrap token, command line,
-    unscoped admin keys and agents) are never refused.
+    unscoped admin keys and agents) are never refused. How long a grant lasts
+    is :func:`outlives_caller`'s rule, applied where a grant is handed out
+    (creation, rotation), not to reading, listing or revoking one.
     """
     grantee = Principal(
         subject="grantee",
@@ -189,6 +191,30 @@ def escalation_issues(
         FieldIssue(
             "roles",
             f"this grant allows {', '.join(beyond)}, beyond what your own credential allows",
+        )
+    ]
+
+
+def outlives_caller(actor: Principal, expires_at: datetime | None) -> list[FieldIssue]:
+    """Whether a grant ending at ``expires_at`` (None: never) outlives ``actor``.
+
+    A credential that expires by design (an API key with ``expires_at``)
+    must not hand out one that lasts longer: a key given to a contractor
+    until tomorrow would otherwise mint itself a successor that never ends.
+    Refused, not capped: a key silently shortened would stop working before
+    its creator expects, and the 201 would not say so. Callers that do not
+    expire (bootstrap, command line, unexpiring keys, agents: their OIDC token
+    is a session, the grant is their mapping) are never refused. The grant may
+    end with the caller's credential, not after.
+    """
+    mine = actor.expires_at
+    if mine is None or (expires_at is not None and expires_at <= mine):
+        return []
+    theirs = "never expires" if expires_at is None else f"expires at {expires_at.isoformat()}"
+    return [
+        FieldIssue(
+            "expires_at",
+            f"this grant {theirs}, after your own credential (it expires at {mine.isoformat()})",
         )
     ]
 

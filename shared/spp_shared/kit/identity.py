@@ -11,6 +11,7 @@ so reaching a service directly, around the gateway, bypasses nothing.
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -57,6 +58,11 @@ class Principal(BaseModel):
     network: str | None = None
     sites: list[str] = Field(default_factory=list)
     request_id: str | None = None
+    # When the credential stops working by design (an API key with an expiry);
+    # None: it does not (bootstrap, command line, unexpiring keys, agents, whose
+    # OIDC token is a session, not the grant). The gateway's own business (what
+    # a caller may hand out): never part of the assertion services receive.
+    expires_at: datetime | None = None
 
     @property
     def is_anonymous(self) -> bool:
