@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -27,6 +29,8 @@ from spp_shared.contracts.types import (
     Postcode,
     RegionCode,
     Siret,
+    check_single_line,
+    check_visible_code,
     check_visible_name,
 )
 
@@ -35,14 +39,28 @@ from spp_shared.contracts.types import (
 _SINGLE_LINE = r"^[^\x00-\x1f\x7f]*$"
 
 
+@dataclass(frozen=True)
+class _SingleLine(StringConstraints):
+    """String constraints, then :func:`check_single_line` (pydantic expands both)."""
+
+    def __iter__(self) -> Iterator[Any]:
+        yield from super().__iter__()
+        yield AfterValidator(check_single_line)
+
+
 def single_line(max_length: int) -> StringConstraints:
-    """Stripped, non-empty, single-line text of at most ``max_length`` characters."""
-    return StringConstraints(
+    """Stripped, non-empty, single-line text of at most ``max_length`` characters.
+
+    The one definition of single-line text in the contracts: no control
+    character (its pattern), no bidirectional control and no line or
+    paragraph separator (:func:`check_single_line`, Trojan Source).
+    """
+    return _SingleLine(
         strip_whitespace=True, min_length=1, max_length=max_length, pattern=_SINGLE_LINE
     )
 
 
-# Names also refuse bidirectional controls and zero-width characters.
+# Names also refuse invisible characters (zero-width, soft hyphen, tags...).
 _VISIBLE = AfterValidator(check_visible_name)
 
 # Lengths are those of the columns they are stored in (services/sites models).
@@ -58,6 +76,7 @@ ExternalCode = Annotated[
     StringConstraints(
         strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[^\s\x00-\x1f\x7f]+$"
     ),
+    AfterValidator(check_visible_code),
 ]
 # The programme's structure codes: letters and digits, inner dashes (``STR-9``).
 SP_CODE_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?$"

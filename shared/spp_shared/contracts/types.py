@@ -62,6 +62,8 @@ __all__ = [
     "Siret",
     "TimeRange",
     "check_coordinates",
+    "check_single_line",
+    "check_visible_code",
     "check_visible_name",
     "departement_of_commune",
     "haversine_km",
@@ -112,27 +114,60 @@ def _lenient(fn: Callable[[str], Any]) -> Callable[[Any], Any]:
 
 
 # --------------------------------------------------------------------------
-# Names: no Trojan Source characters
+# Text: no Trojan Source characters
 # --------------------------------------------------------------------------
 
 # Unicode's advice against Trojan Source (UTS #55; CVE-2021-42574): the
-# bidirectional controls make a name display in another order than it reads,
-# zero-width characters hide in it (two names that look alike, a word that
-# escapes a filter). Neither belongs in the name of a site or a network.
+# bidirectional controls make a text display in another order than it reads,
+# and line or paragraph separators break a text declared single-line (U+0085,
+# NEL, is one too): no single-line text holds them (ADR 0021). Names and
+# identifiers also refuse the invisible characters, which hide in them (two
+# names or codes that look alike, a word that escapes a filter): zero-width
+# ones, the soft hyphen, the combining grapheme joiner, the Mongolian vowel
+# separator, the invisible operators and Unicode's tag characters. Free text
+# (addresses, kinds, reasons) keeps them: the programme's export has a U+200B
+# inside a town's name.
 _BIDI_CONTROLS: Final = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
-_ZERO_WIDTH: Final = "\u200b-\u200d\u2060\ufeff"
-_HIDDEN_RE: Final = re.compile(f"[{_BIDI_CONTROLS}{_ZERO_WIDTH}]")
+_SEPARATORS: Final = "\u0085\u2028\u2029"
+_INVISIBLE: Final = "\u00ad\u034f\u180e\u200b-\u200d\u2060-\u2064\ufeff\U000e0000-\U000e007f"
 _BIDI_RE: Final = re.compile(f"[{_BIDI_CONTROLS}]")
+NOT_SINGLE_LINE_RE: Final = re.compile(f"[{_BIDI_CONTROLS}{_SEPARATORS}]")
+HIDDEN_RE: Final = re.compile(f"[{_BIDI_CONTROLS}{_SEPARATORS}{_INVISIBLE}]")
 
 
-def check_visible_name(s: str) -> str:
-    """Return ``s`` unless it holds a bidirectional control or a zero-width character."""
-    found = _HIDDEN_RE.search(_require_str(s, "name"))
+def _refuse(s: str, pattern: re.Pattern[str], where: str) -> str:
+    found = pattern.search(_require_str(s, "text"))
     if found is None:
         return s
     char = found.group()
-    what = "a bidirectional control" if _BIDI_RE.match(char) else "a zero-width character"
-    raise ValueError(f"contains {what} (U+{ord(char):04X}): not allowed in a name")
+    if _BIDI_RE.match(char):
+        what = "a bidirectional control"
+    elif char in _SEPARATORS:
+        what = "a line or paragraph separator"
+    else:
+        what = "an invisible character"
+    raise ValueError(f"contains {what} (U+{ord(char):04X}): not allowed in {where}")
+
+
+def check_single_line(s: str) -> str:
+    """Return ``s`` unless it holds a bidirectional control or a line separator.
+
+    Every single-line text of the contracts; its other control characters
+    are refused by their pattern. All these characters are non-printable
+    (``str.isprintable``), so a caller may test that first.
+    """
+    return _refuse(s, NOT_SINGLE_LINE_RE, "single-line text")
+
+
+def check_visible_name(s: str) -> str:
+    """Return ``s`` unless it holds a bidirectional control, a separator or an
+    invisible character."""
+    return _refuse(s, HIDDEN_RE, "a name")
+
+
+def check_visible_code(s: str) -> str:
+    """:func:`check_visible_name` for identifiers (external codes)."""
+    return _refuse(s, HIDDEN_RE, "a code")
 
 
 # --------------------------------------------------------------------------

@@ -16,6 +16,8 @@ from spp_shared.contracts.sites import SP_CODE_PATTERN, ResultsLevel, SiteStatus
 from spp_shared.contracts.types import (
     WEEKDAYS,
     check_coordinates,
+    check_single_line,
+    check_visible_code,
     check_visible_name,
     parse_day_hours,
 )
@@ -70,6 +72,7 @@ def text(value: Any, column: str, *, checked_later: bool = False) -> str | None:
         s = s.replace("\t", " ")
         if bad := CONTROL_RE.search(s):
             raise RowError(api_field(column), control_reason(bad.group()))
+        single_line(s, column)
     limit = MAX_LENGTHS.get(column)
     if not checked_later and limit is not None and len(s) > limit:
         raise RowError(api_field(column), f"longer than {limit} characters")
@@ -88,8 +91,15 @@ def checked(column: str, fn: Callable[[str], Any], value: str) -> Any:
         raise RowError(api_field(column), str(exc)) from None
 
 
+def single_line(value: str, column: str) -> None:
+    """The contracts' rule for single-line text (no bidirectional control or
+    line separator); those characters are non-printable, so callers test
+    ``isprintable()`` first."""
+    checked(column, check_single_line, value)
+
+
 def visible_name(value: str | None) -> None:
-    """Refuse a site's name with a bidirectional control or zero-width character."""
+    """Refuse a site's name with a bidirectional control, separator or invisible character."""
     if value is not None:
         checked("name", check_visible_name, value)
 
@@ -104,6 +114,7 @@ def external_code(value: str) -> str:
     """The key of a site in its network: one word, no longer than its column."""
     if _NOT_IN_CODE_RE.search(value):
         raise RowError("external_code", "must not contain spaces or control characters")
+    checked("external_code", check_visible_code, value)
     limit = MAX_LENGTHS["external_code"]
     if len(value) > limit:
         raise RowError("external_code", f"longer than {limit} characters")

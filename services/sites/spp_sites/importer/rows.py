@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from spp_shared.contracts.types import (
     WEEKDAYS,
     OpeningHours,
+    check_visible_code,
     normalize_arrondissement_code,
     normalize_commune_code,
     normalize_departement_code,
@@ -409,8 +410,13 @@ class _Cells:
         value = self.cells[i]
         if not value:
             return ""
-        if not value.isprintable() and (bad := _CONTROL.search(value)):
+        if value.isprintable():
+            return _SPACES.sub(" ", value).strip()
+        if bad := _CONTROL.search(value):
             raise RowError(column, F.control_reason(bad.group()))
+        # Bidirectional controls and Unicode's line separators refuse the row
+        # as in every single-line text (only CR, LF and tabs become spaces).
+        F.single_line(value, column)
         return _SPACES.sub(" ", value).strip()
 
 
@@ -497,6 +503,11 @@ class SpPlusMapper(Mapper):
         identifier = "".join(g(self.IDENTIFIER).split())
         if len(identifier) > F.MAX_LENGTHS["external_code"]:
             row.warnings.append(("external_code", "identifier too long: the SP+ code is used"))
+            identifier = ""
+        try:
+            check_visible_code(identifier)
+        except ValueError as exc:
+            row.warnings.append(("external_code", f"identifier {exc}: the SP+ code is used"))
             identifier = ""
         row.identifier = identifier or None
         siret = g(self.IDENTIFIER_TYPE).upper() == "SIRET"
