@@ -22,6 +22,8 @@ from typing import Any
 import aiohttp
 import jwt
 
+from spp_shared.contracts.types import normalize_email
+
 # Symmetric algorithms would let anyone holding the (public) JWKS forge tokens.
 _ASYMMETRIC = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
@@ -274,7 +276,14 @@ def _identity(claims: dict[str, Any]) -> AgentIdentity:
     # not send the claim, ProConnect's federation among them, vouch for it.)
     if claims.get("email_verified") in (False, "false"):
         email = None
-    domain = email.rpartition("@")[2].lower() if email and "@" in email else None
+    # Only one well-formed address has a domain: "x@evil.com@caf.fr" or
+    # "x@evil.com,y@caf.fr" must not pass for someone at caf.fr.
+    domain = None
+    if email is not None:
+        try:
+            domain = normalize_email(email).rpartition("@")[2]
+        except ValueError:
+            email = None
     siret = claims.get("siret")
     siret = siret.replace(" ", "") if isinstance(siret, str) else None
     uid = claims.get("uid")

@@ -230,7 +230,18 @@ async def test_optional_claims_absent_or_unusable_are_none(
     odd = await verifier.verify(make_token(email="no-at-sign", siret="1300 2526", uid=7), session)
 
     assert (bare.email, bare.email_domain, bare.siret, bare.uid) == (None, None, None, None)
-    assert (odd.email, odd.email_domain, odd.siret, odd.uid) == ("no-at-sign", None, None, "7")
+    assert (odd.email, odd.email_domain, odd.siret, odd.uid) == (None, None, None, "7")
+
+
+@pytest.mark.parametrize(
+    "claimed", ["x@evil.com@caf.fr", "x@evil.com,y@caf.fr", "x@evil.com y@caf.fr", "<x@caf.fr>"]
+)
+async def test_only_one_well_formed_address_has_a_domain(
+    provider: Provider, session: aiohttp.ClientSession, claimed: str
+) -> None:
+    # Each of these would have been mapped as someone at caf.fr by its last '@'.
+    identity = await OidcVerifier(provider.config()).verify(make_token(email=claimed), session)
+    assert (identity.email, identity.email_domain) == (None, None)
 
 
 async def test_token_without_kid_is_accepted_when_the_jwks_holds_one_key(
