@@ -293,7 +293,11 @@ class BodyPolicy:
 
     def streamed(self, method: str, path: str) -> bool:
         """True when the body may be too large to hold: it streams upstream."""
-        return self.limit(method, path) > self.max_buffered
+        return self.streams(self.limit(method, path))
+
+    def streams(self, limit: int) -> bool:
+        """Whether a body allowed ``limit`` bytes streams rather than being held."""
+        return limit > self.max_buffered
 
 
 class RequestBounds:
@@ -314,9 +318,6 @@ class RequestBounds:
         self.total = settings.body_receive_timeout
         self.upload_idle = settings.upload_idle_timeout
         self.upload_min_rate = settings.upload_min_rate
-
-    def body_limit(self, method: str, path: str) -> int:
-        return self.bodies.limit(method, path)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -393,7 +394,7 @@ class RequestBounds:
                 await _drain(receive, DRAIN_BYTES)
             await _refuse(send, scope, BodyTooLarge(limit))
             return
-        streamed = limit > self.bodies.max_buffered
+        streamed = self.bodies.streams(limit)
         await self._guarded(
             scope,
             receive,

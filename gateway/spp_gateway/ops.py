@@ -12,7 +12,6 @@ balancer or a Kubernetes probe needs).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import time
 from collections.abc import Awaitable, Callable
@@ -20,14 +19,11 @@ from typing import Generic, TypeVar
 
 from starlette.requests import Request
 
+from spp_gateway.auth import token_digest
 from spp_shared.kit.errors import NotFound, Unauthorized
 
 _BEARER = "bearer "
 T = TypeVar("T")
-
-
-def _digest(value: bytes) -> bytes:
-    return hashlib.sha256(value).digest()
 
 
 class OpsToken:
@@ -36,7 +32,7 @@ class OpsToken:
     __slots__ = ("_digest",)
 
     def __init__(self, token: str | None) -> None:
-        self._digest = _digest(token.encode()) if token else None
+        self._digest = token_digest(token.encode()) if token else None
 
     def operator(self, request: Request) -> bool:
         """True for the operations tooling, False for a caller sending no credential.
@@ -52,7 +48,7 @@ class OpsToken:
             len(sent) == 1
             and self._digest is not None
             and value[: len(_BEARER)].lower() == _BEARER
-            and hmac.compare_digest(_digest(value[len(_BEARER) :].encode()), self._digest)
+            and hmac.compare_digest(token_digest(value[len(_BEARER) :].encode()), self._digest)
         ):
             return True
         raise Unauthorized(

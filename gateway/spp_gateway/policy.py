@@ -64,7 +64,7 @@ def classify(method: str, path: str) -> RouteGroup:
 def is_change(method: str, path: str) -> bool:
     """Whether a request may change something (what the audit log records):
     neither a read nor a look-up, which is a read with its keys in the body."""
-    return method not in READ_METHODS and not (method == "POST" and path.endswith(LOOKUP_SUFFIX))
+    return method not in READ_METHODS and not _is_lookup(method, path)
 
 
 def rate_group(method: str, path: str, query: bytes) -> RouteGroup:
@@ -74,9 +74,13 @@ def rate_group(method: str, path: str, query: bytes) -> RouteGroup:
     group = classify(method, path)
     if group is RouteGroup.read and method in ("GET", "HEAD") and _has_near(query):
         return RouteGroup.lookup
-    if group is RouteGroup.write and method == "POST" and path.endswith(LOOKUP_SUFFIX):
+    if group is RouteGroup.write and _is_lookup(method, path):
         return RouteGroup.lookup
     return group
+
+
+def _is_lookup(method: str, path: str) -> bool:
+    return method == "POST" and path.endswith(LOOKUP_SUFFIX)
 
 
 def _has_near(query: bytes) -> bool:

@@ -33,6 +33,3 @@ class UploadSlots:
             self._in_flight[caller] = held
         else:
             self._in_flight.pop(caller, None)
-
-    def held(self, caller: str) -> int:
-        return self._in_flight.get(caller, 0)

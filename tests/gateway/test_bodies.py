@@ -75,6 +75,29 @@ def read_answer(sock: socket.socket, timeout: float) -> tuple[int, dict[str, str
     return int(status_line.split()[1]), headers, body
 
 
+def trickle(sock: socket.socket, rounds: int = 40) -> tuple[bytes, float]:
+    """Send one byte every half idle period until an answer comes (or
+    ``rounds`` bytes): what was answered, and after how many seconds."""
+    answered = b""
+    started = time.monotonic()
+    for _ in range(rounds):
+        time.sleep(IDLE / 2)
+        try:
+            sock.sendall(b" ")
+        except (BrokenPipeError, ConnectionResetError):
+            break
+        sock.setblocking(False)
+        try:
+            answered += sock.recv(65536)
+        except BlockingIOError:
+            pass
+        finally:
+            sock.setblocking(True)
+        if answered:
+            break
+    return answered, time.monotonic() - started
+
+
 def closed_by_peer(sock: socket.socket, timeout: float = 2.0) -> bool:
     sock.settimeout(timeout)
     try:
@@ -151,27 +174,9 @@ def test_a_stalled_body_is_answered_408_and_its_connection_closed(bounds: Served
 
 
 def test_a_trickling_small_body_is_cut_at_its_deadline(bounds: ServedApp) -> None:
-    answered = b""
+    # One byte every half idle period: never silent long enough to be a stall.
     with stall(bounds.port, "/v1/sites/lookup", length=1000, first=b"[") as sock:
-        started = time.monotonic()
-        sock.settimeout(IDLE * 10)
-        # One byte every half idle period: never silent long enough to be a stall.
-        for _ in range(40):
-            time.sleep(IDLE / 2)
-            try:
-                sock.sendall(b" ")
-            except (BrokenPipeError, ConnectionResetError):
-                break
-            sock.setblocking(False)
-            try:
-                answered += sock.recv(65536)
-            except BlockingIOError:
-                pass
-            finally:
-                sock.setblocking(True)
-            if answered:
-                break
-        waited = time.monotonic() - started
+        answered, waited = trickle(sock)
     assert answered.startswith(b"HTTP/1.1 408"), answered[:80]
     assert b"did not arrive whole within" in answered
     assert IDLE * 2.5 <= waited < IDLE * 10
@@ -189,25 +194,8 @@ def test_a_streamed_upload_gets_the_longer_idle_timeout(bounds: ServedApp) -> No
 def test_a_trickled_upload_is_cut_once_under_the_minimum_rate(bounds: ServedApp) -> None:
     # A byte every half idle period: never a stall, but it would hold an upload
     # connection for ever (the review held the whole upload pool this way).
-    answered = b""
     with stall(bounds.port, "/v1/sites/import", length=10_000_000) as sock:
-        started = time.monotonic()
-        for _ in range(40):
-            time.sleep(IDLE / 2)
-            try:
-                sock.sendall(b"x")
-            except (BrokenPipeError, ConnectionResetError):
-                break
-            sock.setblocking(False)
-            try:
-                answered += sock.recv(65536)
-            except BlockingIOError:
-                pass
-            finally:
-                sock.setblocking(True)
-            if answered:
-                break
-        waited = time.monotonic() - started
+        answered, waited = trickle(sock)
     assert answered.startswith(b"HTTP/1.1 408"), answered[:80]
     assert b"too slow" in answered
     assert IDLE * 2 <= waited < IDLE * 10
