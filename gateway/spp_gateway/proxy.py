@@ -195,8 +195,8 @@ class Proxy:
         local: Callable[[Scope, Receive, Send], Awaitable[None]] | None = None,
         limiter: RateLimiter | None = None,
         audit: AuditHook | None = None,
-        bodies: BodyPolicy | None = None,
-        uploads: UploadSlots | None = None,
+        bodies: BodyPolicy,
+        uploads: UploadSlots,
     ) -> None:
         self.routes = routes
         self.auth = auth
@@ -205,7 +205,6 @@ class Proxy:
         self.local = local  # the gateway's own /v1 resources (API keys, mappings, audit)
         self.limiter = limiter
         self.audit = audit
-        # Without a policy every body streams (no route's body is held whole).
         self.bodies = bodies
         self.uploads = uploads
 
@@ -327,7 +326,7 @@ class Proxy:
             send = _with_headers(send, decision.headers())
 
         body: bytes | None = None
-        streamed = has_body and (self.bodies is None or self.bodies.streamed(method, path))
+        streamed = has_body and self.bodies.streamed(method, path)
         if has_body and not streamed:
             # Read before any upstream connection is taken: a body that stalls
             # holds only its own client's socket (RequestBounds times it out).
@@ -346,7 +345,7 @@ class Proxy:
             return
 
         uploader: str | None = None
-        if streamed and self.uploads is not None:
+        if streamed:
             uploader = rate_identity(principal, client_ip)
             if not self.uploads.acquire(uploader):
                 await send_problem(
@@ -404,7 +403,7 @@ class Proxy:
             status = exc.status  # RequestBounds answers it
             raise
         finally:
-            if uploader is not None and self.uploads is not None:
+            if uploader is not None:
                 self.uploads.release(uploader)
             self.metrics.observe(method, upstream.name, status, started)
         if self.audit is not None and is_change(method, path) and not principal.is_anonymous:
