@@ -18,6 +18,7 @@ import pytest
 from tests.sites.fixtures import BRON
 from tests.sites.test_import import NDJSON, post_import
 from tests.sites.test_import_robustness import EXPORT_HEADER, FS_HEADER, lines, rejected
+from tests.sites.test_sites_api import etag
 
 pytestmark = pytest.mark.anyio
 
@@ -66,7 +67,7 @@ async def test_external_code_with_rlo_is_neither_stored_nor_looked_up(
     patched = await sites_client.patch(
         f"/v1/sites/{site['id']}",
         json={"external_code": "X\u00ad1"},  # soft hyphen: invisible in a code
-        headers=admin_headers | {"If-Match": f'"{site["id"]}.{site["version"]}"'},
+        headers=admin_headers | {"If-Match": etag(site)},
     )
     assert fields(patched) == ["external_code"]
     found = await sites_client.get(f"/v1/sites/{BRON['network']}:{code}")

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from tests.sites.fixtures import BRON
+from tests.sites.test_sites_api import etag
 
 pytestmark = pytest.mark.anyio
 
@@ -19,7 +20,7 @@ async def writes(
 ) -> list[tuple[str, str, dict[str, Any], str]]:
     """(method, path, body, current ETag) of each write that takes If-Match."""
     site = (await client.post("/v1/sites", json=BRON, headers=headers)).json()
-    site_tag = f'"{site["id"]}.{site["version"]}"'
+    site_tag = etag(site)
     network_tag = (await client.get("/v1/networks/caf")).headers["etag"]
     return [
         ("PATCH", f"/v1/sites/{site['id']}", {"name": "Bron"}, site_tag),
@@ -55,7 +56,7 @@ async def test_repeated_if_match_lines_are_one_list(
     second = await sites_client.patch(
         f"/v1/sites/{site['id']}",
         json={"name": "Bron"},
-        headers=lines(admin_headers, '"nope"', f'"{site["id"]}.{site["version"]}"'),
+        headers=lines(admin_headers, '"nope"', etag(site)),
     )
     assert second.status_code == 200, second.text
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 import pytest
 
 from tests.sites.fixtures import BRON
+from tests.sites.test_import import NDJSON, post_import
+from tests.sites.test_sites_api import etag
 
 pytestmark = pytest.mark.anyio
 
@@ -30,10 +30,6 @@ EXPORT_HEADER = (
 )
 
 
-def etag(site: dict[str, Any]) -> str:
-    return f'"{site["id"]}.{site["version"]}"'
-
-
 def field_of(resp: httpx.Response) -> list[str]:
     assert resp.status_code == 422, resp.text
     assert resp.headers["content-type"] == PROBLEM
@@ -49,7 +45,7 @@ async def test_names_refuse_bidi_and_zero_width_characters(
         "/v1/sites", json=BRON | {"name": name}, headers=admin_headers
     )
     assert field_of(created) == ["name"]
-    assert str(hex(ord(char)))[2:].upper().zfill(4) in created.text
+    assert f"{ord(char):04X}" in created.text
 
     site = (await sites_client.post("/v1/sites", json=BRON, headers=admin_headers)).json()
     patched = await sites_client.patch(
@@ -70,25 +66,13 @@ async def test_names_refuse_bidi_and_zero_width_characters(
     assert field_of(renamed) == ["name"]
 
     csv = f"network,external_code,name\ncaf,X1,Caf{char} Lyon\n"
-    imported = await sites_client.post(
-        "/v1/sites/import",
-        content=csv.encode(),
-        headers=admin_headers | {"content-type": "text/csv"},
-    )
+    imported = await post_import(sites_client, csv.encode(), admin_headers)
     assert [(e["line"], e["field"]) for e in imported.json()["errors"]] == [(2, "name")]
     ndjson = f'{{"network": "caf", "external_code": "X1", "name": "Ca{char}f"}}\n'
-    imported = await sites_client.post(
-        "/v1/sites/import",
-        content=ndjson.encode(),
-        headers=admin_headers | {"content-type": "application/x-ndjson"},
-    )
+    imported = await post_import(sites_client, ndjson.encode(), admin_headers, content_type=NDJSON)
     assert [(e["line"], e["field"]) for e in imported.json()["errors"]] == [(1, "name")]
     export = EXPORT_HEADER + f"STR-1;CNAF;CAF;Caf{char} Lyon;\nSTR-2;Réseau{char}X;X;Y;\n"
-    imported = await sites_client.post(
-        "/v1/sites/import",
-        content=export.encode(),
-        headers=admin_headers | {"content-type": "text/csv"},
-    )
+    imported = await post_import(sites_client, export.encode(), admin_headers)
     assert imported.status_code == 422, imported.text
     # Not single-line text at all: refused as the file's column, like a control character.
     single_line = char in NOT_SINGLE_LINE

@@ -18,6 +18,7 @@ from spp_shared.kit.db import Database
 from spp_sites import repository as repo
 from spp_sites.geo import MAX_NEAR_CANDIDATES, MAX_NEAR_RADIUS_KM
 from spp_sites.service import bbox
+from tests.sites.test_import import post_import
 
 pytestmark = pytest.mark.anyio
 
@@ -33,11 +34,7 @@ def csv_of(points: list[tuple[str, float, float]]) -> bytes:
 async def import_points(
     client: httpx.AsyncClient, headers: dict[str, str], points: list[tuple[str, float, float]]
 ) -> None:
-    resp = await client.post(
-        "/v1/sites/import",
-        content=csv_of(points),
-        headers=headers | {"Content-Type": "text/csv"},
-    )
+    resp = await post_import(client, csv_of(points), headers)
     assert resp.status_code == 200, resp.text
     assert resp.json()["rejected"] == 0, resp.text
 
