@@ -4,6 +4,7 @@ node of the programme's own network (the DITP's), and no change makes a cycle.""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -19,6 +20,15 @@ PROBLEM = "application/problem+json"
 Headers = Callable[[str], dict[str, str]]
 CAF = {"network": "caf", "name": "Caf du Rhône", "address": {"commune_code": "69383"}}
 CPAM = {"network": "cpam", "name": "CPAM du Rhône", "address": {"commune_code": "69383"}}
+
+
+async def patch(
+    client: httpx.AsyncClient, site: dict[str, Any], body: dict[str, Any], headers: dict[str, str]
+) -> httpx.Response:
+    """PATCH ``site`` with ``body``, against the version it was read at."""
+    return await client.patch(
+        f"/v1/sites/{site['id']}", json=body, headers=headers | {"If-Match": etag(site)}
+    )
 
 
 def refused_field(resp: httpx.Response, status: int = 422) -> str:
@@ -54,24 +64,12 @@ async def test_a_parent_is_in_the_same_network_or_the_programmes(
 
     child = await create(sites_client, caf, CAF | {"external_code": "F2", "parent_sp_code": "CAF1"})
     assert child["parent_id"] is not None
-    moved = await sites_client.patch(
-        f"/v1/sites/{child['id']}",
-        json={"parent_sp_code": "CPAM1"},
-        headers=caf | {"If-Match": etag(child)},
-    )
+    moved = await patch(sites_client, child, {"parent_sp_code": "CPAM1"}, caf)
     assert refused_field(moved) == "parent_sp_code"
-    by_admin = await sites_client.patch(
-        f"/v1/sites/{child['id']}",
-        json={"parent_sp_code": "CPAM1"},
-        headers=admin_headers | {"If-Match": etag(child)},
-    )
+    by_admin = await patch(sites_client, child, {"parent_sp_code": "CPAM1"}, admin_headers)
     assert refused_field(by_admin) == "parent_sp_code"  # a rule of the tree, not of the caller
 
-    top = await sites_client.patch(
-        f"/v1/sites/{child['id']}",
-        json={"parent_sp_code": "DITP1"},
-        headers=caf | {"If-Match": etag(child)},
-    )
+    top = await patch(sites_client, child, {"parent_sp_code": "DITP1"}, caf)
     assert top.status_code == 200, top.text
     assert top.json()["parent_id"] == programme["id"]
 
@@ -94,11 +92,7 @@ async def test_a_child_waiting_for_its_parent_is_never_linked_across_networks(
         sites_client, admin_headers, CAF | {"external_code": "F3", "parent_sp_code": "P1"}
     )
     assert kid["parent_id"] == parent["id"]
-    resp = await sites_client.patch(
-        f"/v1/sites/{parent['id']}",
-        json={"network": "cpam"},
-        headers=admin_headers | {"If-Match": etag(parent)},
-    )
+    resp = await patch(sites_client, parent, {"network": "cpam"}, admin_headers)
     assert resp.status_code == 200, resp.text
     assert (await sites_client.get(f"/v1/sites/{kid['id']}")).json()["parent_id"] is None
 
@@ -114,32 +108,16 @@ async def test_no_change_makes_a_cycle(
         sites_client, admin_headers, PARIS_12 | {"sp_code": "C1", "parent_sp_code": "B1"}
     )
 
-    itself = await sites_client.patch(
-        f"/v1/sites/{a['id']}",
-        json={"parent_sp_code": "A1"},
-        headers=admin_headers | {"If-Match": etag(a)},
-    )
+    itself = await patch(sites_client, a, {"parent_sp_code": "A1"}, admin_headers)
     assert refused_field(itself) == "parent_sp_code"
     assert "cycle" in itself.json()["errors"][0]["reason"]
-    loop = await sites_client.patch(
-        f"/v1/sites/{a['id']}",
-        json={"parent_sp_code": "C1"},
-        headers=admin_headers | {"If-Match": etag(a)},
-    )
+    loop = await patch(sites_client, a, {"parent_sp_code": "C1"}, admin_headers)
     assert refused_field(loop) == "parent_sp_code"
     assert (await sites_client.get(f"/v1/sites/{a['id']}")).json()["parent_sp_code"] is None
 
     # C's children wait for "Z1": C taking that code would close the loop A <- B <- C <- A.
-    await sites_client.patch(
-        f"/v1/sites/{a['id']}",
-        json={"parent_sp_code": "Z1"},
-        headers=admin_headers | {"If-Match": etag(a)},
-    )
-    recode = await sites_client.patch(
-        f"/v1/sites/{c['id']}",
-        json={"sp_code": "Z1"},
-        headers=admin_headers | {"If-Match": etag(c)},
-    )
+    await patch(sites_client, a, {"parent_sp_code": "Z1"}, admin_headers)
+    recode = await patch(sites_client, c, {"sp_code": "Z1"}, admin_headers)
     assert refused_field(recode) == "sp_code"
     assert "cycle" in recode.json()["errors"][0]["reason"]
     self_create = await sites_client.post(
