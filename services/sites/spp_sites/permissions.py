@@ -24,14 +24,9 @@ AGENT_FIELDS = frozenset({"opening_hours", "contact", "accessibility"})
 PROGRAMME_FIELDS = frozenset({"sp_code"})
 
 
-def access_for(principal: Principal, action: Action) -> Access | None:
-    scope = grant(principal, action)
-    return None if scope is None else Access(principal, action, scope)
-
-
 def may_reach(principal: Principal, action: Action, network: str) -> bool:
-    access = access_for(principal, action)
-    return access is not None and access.reaches(network=network)
+    scope = grant(principal, action)
+    return scope is not None and Access(principal, action, scope).reaches(network=network)
 
 
 def may_create_networks(principal: Principal) -> bool:

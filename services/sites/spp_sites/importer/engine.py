@@ -55,7 +55,7 @@ from spp_sites.importer.rows import (
     open_text,
 )
 from spp_sites.importer.tree import BatchTree
-from spp_sites.permissions import may_create_networks, may_reach, refusal, refused_fields
+from spp_sites.permissions import may_create_networks, refusal, refused_fields
 from spp_sites.values import CONTENT_FIELDS, finish
 
 DEFAULT_BATCH: Final = 2000
@@ -237,10 +237,9 @@ class _Import:
         if self.write:
             self.wrote = self.wrote or bool(inserts or updates or planned)
         else:
-            inserts, updates = [], []
-        moved = self.moved if self.write else []
+            inserts, updates, self.moved = [], [], []
         self.inserted += len(inserts)
-        self._writing = asyncio.create_task(self._write(taken, inserts, updates, moved))
+        self._writing = asyncio.create_task(self._write(taken, inserts, updates, self.moved))
 
     async def _write(
         self,
@@ -316,9 +315,7 @@ class _Import:
         if (
             existing is not None
             and existing["network_code"] != net
-            and not may_reach(
-                self.mapper.ctx.principal, Action.sites_import, existing["network_code"]
-            )
+            and not self.access.reaches(network=existing["network_code"])
         ):
             raise RowError("network", "not your network: the site belongs to another network")
         v["external_code"] = ext
