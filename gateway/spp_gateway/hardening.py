@@ -447,10 +447,13 @@ class RequestBounds:
                 raise refused from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                # Before the limit check: a body whose last message crosses
+                # the limit has nothing left to drain, and draining it would
+                # wait for a disconnect the client never sends.
+                done = not message.get("more_body", False)
                 if received > limit:
                     refused = BodyTooLarge(limit)
                     raise refused
-                done = not message.get("more_body", False)
                 elapsed = loop.time() - begun
                 if not done and min_rate and elapsed > idle and received < min_rate * elapsed:
                     refused = BodyTimedOut(
@@ -469,7 +472,7 @@ class RequestBounds:
                 # The app turned the exception into an answer of its own (a
                 # 500 or a 502): the truth is 408 or 413.
                 answered = started = True
-                await self._refuse(receive, send, scope, refused)
+                await self._refuse(receive, send, scope, refused, drained=done)
                 return
             if message["type"] == "http.response.start":
                 started = True
@@ -478,20 +481,22 @@ class RequestBounds:
         try:
             await self.app(scope, guarded_receive, watched_send)
             if refused is not None and not started:  # the app swallowed it and said nothing
-                await self._refuse(receive, send, scope, refused)
+                await self._refuse(receive, send, scope, refused, drained=done)
         except Exception:
             # After a refusal, whatever escapes is a consequence of it (aiohttp
             # wraps the BodyRefused its body generator met, for one).
             if refused is None:
                 raise
             if not started:
-                await self._refuse(receive, send, scope, refused)
+                await self._refuse(receive, send, scope, refused, drained=done)
             # Started already: all that can be done is to stop the response,
             # which the server signals by closing the connection.
 
     @staticmethod
-    async def _refuse(receive: Receive, send: Send, scope: Scope, refused: BodyRefused) -> None:
-        if isinstance(refused, BodyTooLarge):
+    async def _refuse(
+        receive: Receive, send: Send, scope: Scope, refused: BodyRefused, *, drained: bool
+    ) -> None:
+        if isinstance(refused, BodyTooLarge) and not drained:
             await _drain(receive, DRAIN_BYTES)
         await _refuse(send, scope, refused)
 

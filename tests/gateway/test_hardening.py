@@ -8,6 +8,7 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 import httpx
 import orjson
 import pytest
@@ -262,6 +263,38 @@ async def test_413_for_a_streamed_body_over_the_limit() -> None:
     body = assert_problem(resp, 413, "payload-too-large")
     assert "65536 bytes" in body["detail"]
     assert ok.json() == {"size": 4 * 16 * 1024}
+
+
+async def test_413_at_once_when_the_last_body_message_crosses_the_limit() -> None:
+    # uvicorn may hand a whole chunked body over in one message: nothing is
+    # left to drain, and waiting for more would hold the answer for the drain's
+    # 10 s while the client waits for it (CI saw httpx time out at 5 s).
+    delivered: list[Message] = [
+        {"type": "http.request", "body": b"y" * (SUBMISSION_LIMIT + 1), "more_body": False}
+    ]
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        if delivered:
+            return delivered.pop()
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope: dict[str, Any] = {
+        "type": "http",
+        "http_version": "1.1",
+        "method": "POST",
+        "path": "/v1/ratings",
+        "raw_path": b"/v1/ratings",
+        "query_string": b"",
+        "headers": [(b"transfer-encoding", b"chunked"), (b"host", b"testserver")],
+    }
+    with anyio.fail_after(2):
+        await bounded()(scope, receive, send)
+    assert sent[0]["status"] == 413
 
 
 async def test_413_when_the_app_turns_body_too_large_into_its_own_answer() -> None:
