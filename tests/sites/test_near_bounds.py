@@ -16,8 +16,7 @@ from fastapi import FastAPI
 from spp_shared.contracts.types import haversine_km
 from spp_shared.kit.db import Database
 from spp_sites import repository as repo
-from spp_sites.geo import MAX_NEAR_CANDIDATES, MAX_NEAR_RADIUS_KM
-from spp_sites.service import bbox
+from spp_sites.near import MAX_NEAR_CANDIDATES, MAX_NEAR_RADIUS_KM, bbox
 from tests.sites.test_import import post_import
 
 pytestmark = pytest.mark.anyio

@@ -3,6 +3,8 @@
 Loaded once from the CSV files in ``reference/geo`` (see its README for the
 sources and licence). Codes change every year: a well-formed code missing
 from this vintage is reported as a warning, never rejected.
+``apply_geography`` is the rule the API and the importer apply to a site's
+address with it.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import csv
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from spp_shared.contracts.types import (
     departement_of_commune,
@@ -19,17 +21,17 @@ from spp_shared.contracts.types import (
     normalize_departement_code,
     normalize_region_code,
 )
+from spp_sites.errors import InvalidGeography
 
 __all__ = [
     "COG_VINTAGE",
-    "MAX_NEAR_CANDIDATES",
-    "MAX_NEAR_RADIUS_KM",
     "REFERENCE_DIR",
     "CommuneRef",
     "DepartementRef",
     "GeoReference",
     "GeoResolution",
     "RegionRef",
+    "apply_geography",
 ]
 
 COG_VINTAGE: Final = "COG 2024"
@@ -37,18 +39,6 @@ REFERENCE_DIR: Final = Path(__file__).resolve().parent / "reference" / "geo"
 COMMUNES_FILE: Final = "cog2024_communes_datas.fun.csv"
 DEPARTEMENTS_FILE: Final = "cog2024_departements_datas.fun.csv"
 REGIONS_FILE: Final = "cog2024_regions_datas.fun.csv"
-
-# "Sites near a point" is a search around where someone is, at a
-# département's scale: a metropolitan département averages 5,700 km², a
-# disk of 43 km radius, and 50 km is further than anyone travels to a
-# reception desk. Wider areas are listed by département or région (indexed,
-# paged), never ranked by distance: 200 km around Paris is 4,000 sites
-# ranked per request.
-MAX_NEAR_RADIUS_KM: Final = 50.0
-# The most candidates one `near` query ranks (the nearest first, chosen in
-# SQL): all of 50 km around Paris (about 1,850 sites), four pages of the
-# largest size. Paging stops there.
-MAX_NEAR_CANDIDATES: Final = 2_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,3 +322,32 @@ def _add_plm_communes(communes: dict[str, CommuneRef]) -> None:
 @cache
 def _default_reference() -> GeoReference:
     return GeoReference.load(REFERENCE_DIR)
+
+
+def apply_geography(values: dict[str, Any], *, strict: bool = False) -> list[str]:
+    """Fill département, région and commune name from the INSEE reference.
+
+    Returns the warnings (codes unknown to the vintage, or contradicting each
+    other); ``strict`` refuses contradictions instead, as the API does (the
+    importer, reading other people's files, keeps them with a warning).
+    """
+    if (values.get("country") or "France") != "France":
+        return []
+    geo = GeoReference.default()
+    try:
+        resolved = geo.resolve(
+            values.get("commune_code"), values.get("departement_code"), values.get("region_code")
+        )
+    except ValueError as exc:
+        raise InvalidGeography(str(exc), errors=[{"field": "address", "reason": str(exc)}]) from exc
+    if strict and resolved.conflicts:
+        raise InvalidGeography(
+            "; ".join(resolved.conflicts),
+            errors=[{"field": "address", "reason": c} for c in resolved.conflicts],
+        )
+    values["commune_code"] = resolved.commune_code
+    values["departement_code"] = resolved.departement_code
+    values["region_code"] = resolved.region_code
+    if resolved.commune is not None and not values.get("commune_name"):
+        values["commune_name"] = resolved.commune.name
+    return list(resolved.warnings)

@@ -12,8 +12,8 @@ from sqlalchemy import Select, String, and_, bindparam, exists, func, or_, selec
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from spp_sites.geo import MAX_NEAR_CANDIDATES
 from spp_sites.models import Network, Site
+from spp_sites.near import MAX_NEAR_CANDIDATES
 from spp_sites.tree import PROGRAMME_NETWORK
 
 

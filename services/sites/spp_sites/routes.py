@@ -27,10 +27,10 @@ from spp_shared.kit.idempotency import Idempotency, idempotency_dependency
 from spp_shared.kit.pagination import DEFAULT_LIMIT, Page
 from spp_shared.kit.params import Cursor, IfMatch, IfModifiedSince, IfNoneMatch, Limit
 from spp_shared.kit.permissions import Access, Action, allowed
-from spp_sites import service
-from spp_sites.geo import MAX_NEAR_CANDIDATES, MAX_NEAR_RADIUS_KM
+from spp_sites import serialise, service
 from spp_sites.importer.http import run_import_request
 from spp_sites.models import Site, idempotency_keys
+from spp_sites.near import MAX_NEAR_CANDIDATES, MAX_NEAR_RADIUS_KM
 
 router = APIRouter(prefix="/v1")
 
@@ -70,12 +70,12 @@ async def get_network(
     if_modified_since: IfModifiedSince = None,
 ) -> NetworkOut | Response:
     network = await service.get_network(session, code)
-    tag = service.network_etag(network)
+    tag = serialise.network_etag(network)
     headers = validators(tag, network.updated_at)
     if not_modified(if_none_match, if_modified_since, tag, network.updated_at):
         return Response(status_code=304, headers=headers)
     response.headers.update(headers)
-    return service.network_out(network)
+    return serialise.network_out(network)
 
 
 @router.post(
@@ -92,8 +92,8 @@ async def create_network(
     if (replayed := await idem.replay()) is not None:
         return replayed
     network = await service.create_network(session, data)
-    headers = {"ETag": service.network_etag(network), "Location": f"/v1/networks/{network.code}"}
-    return await idem.respond(201, service.network_out(network), headers)
+    headers = {"ETag": serialise.network_etag(network), "Location": f"/v1/networks/{network.code}"}
+    return await idem.respond(201, serialise.network_out(network), headers)
 
 
 @router.patch(
@@ -110,16 +110,16 @@ async def patch_network(
     if_match: IfMatch = None,
 ) -> NetworkOut:
     network = await service.patch_network(session, code, patch, if_match)
-    response.headers["ETag"] = service.network_etag(network)
-    return service.network_out(network)
+    response.headers["ETag"] = serialise.network_etag(network)
+    return serialise.network_out(network)
 
 
 # --- sites --------------------------------------------------------------------
 
 
 def _with_etag(response: Response, site: Site) -> SiteOut:
-    response.headers["ETag"] = service.site_etag(site)
-    return service.site_out(site)
+    response.headers["ETag"] = serialise.site_etag(site)
+    return serialise.site_out(site)
 
 
 def _parse_near(near: str | None) -> tuple[float, float] | None:
@@ -207,8 +207,8 @@ async def create_site(
     if (replayed := await idem.replay()) is not None:
         return replayed
     site = await service.create_site(session, access, data)
-    headers = {"ETag": service.site_etag(site), "Location": f"/v1/sites/{site.id}"}
-    return await idem.respond(201, service.site_out(site), headers)
+    headers = {"ETag": serialise.site_etag(site), "Location": f"/v1/sites/{site.id}"}
+    return await idem.respond(201, serialise.site_out(site), headers)
 
 
 @router.post(
@@ -271,12 +271,12 @@ async def get_site(
     if_modified_since: IfModifiedSince = None,
 ) -> SiteOut | Response:
     site = await service.resolve_site(session, ref)
-    tag = service.site_etag(site)
+    tag = serialise.site_etag(site)
     headers = validators(tag, site.updated_at)
     if not_modified(if_none_match, if_modified_since, tag, site.updated_at):
         return Response(status_code=304, headers=headers)
     response.headers.update(headers)
-    return service.site_out(site)
+    return serialise.site_out(site)
 
 
 @router.patch("/sites/{ref}", tags=["sites"], summary="Change a site (If-Match required)")

@@ -1,8 +1,11 @@
-"""Use cases of the site registry. Raises domain errors; never imports FastAPI."""
+"""Use cases of the site registry. Raises domain errors; never imports FastAPI.
+
+The answers' shapes are in ``serialise``, the address rules in ``geo``, the
+distance ranking in ``near``: here is only what a use case decides.
+"""
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -11,9 +14,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from spp_shared.contracts.sites import (
-    AddressOut,
-    ContactOut,
-    CoordinatesOut,
     LookupRequest,
     LookupResponse,
     NetworkCreate,
@@ -25,28 +25,26 @@ from spp_shared.contracts.sites import (
     SitePatch,
     SiteRef,
     SiteStatus,
-    SiteSummary,
-    StatusOut,
 )
-from spp_shared.contracts.types import haversine_km
 from spp_shared.kit.errors import ValidationProblem
-from spp_shared.kit.etags import check_if_match, make_etag
+from spp_shared.kit.etags import check_if_match
 from spp_shared.kit.pagination import InvalidCursor, Page, decode_cursor, encode_cursor
 from spp_shared.kit.permissions import Access
 from spp_sites import repository as repo
 from spp_sites.errors import (
     DuplicateNetwork,
     DuplicateSite,
-    InvalidGeography,
     NetworkNotFound,
     SiteNotFound,
     SiteStatusConflict,
     UnknownNetwork,
 )
-from spp_sites.geo import GeoReference
+from spp_sites.geo import apply_geography
 from spp_sites.ids import looks_like_site_id, new_site_id
 from spp_sites.models import Network, Site
+from spp_sites.near import bbox, rank
 from spp_sites.permissions import ensure_settable
+from spp_sites.serialise import network_etag, network_out, site_etag, site_out, summary
 from spp_sites.text import fold
 from spp_sites.tree import InvalidParent, Node, parent_problem
 from spp_sites.values import CONTENT_FIELDS, finish, values_from_create, values_from_patch
@@ -56,19 +54,7 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def site_etag(site: Site) -> str:
-    return make_etag(site.id, site.version)
-
-
-def network_etag(network: Network) -> str:
-    return make_etag(network.code, network.version)
-
-
 # --- networks -----------------------------------------------------------------
-
-
-def network_out(n: Network) -> NetworkOut:
-    return NetworkOut.model_validate(n, from_attributes=True)
 
 
 async def list_networks(
@@ -120,95 +106,6 @@ async def patch_network(
 
 
 # --- sites --------------------------------------------------------------------
-
-
-def site_out(s: Site, distance_km: float | None = None) -> SiteOut:
-    return SiteOut(
-        id=s.id,
-        network=s.network_code,
-        external_code=s.external_code,
-        sp_code=s.sp_code,
-        parent_sp_code=s.parent_sp_code,
-        parent_id=s.parent_id,
-        name=s.name,
-        kind=s.kind,
-        level=s.level,
-        siret=s.siret,
-        address=AddressOut(
-            line=s.address_line,
-            complement=s.address_complement,
-            postcode=s.postcode,
-            commune_code=s.commune_code,
-            commune_name=s.commune_name,
-            departement_code=s.departement_code,
-            region_code=s.region_code,
-            country=s.country,
-        ),
-        coordinates=(
-            CoordinatesOut(lat=s.latitude, lon=s.longitude)
-            if s.latitude is not None and s.longitude is not None
-            else None
-        ),
-        contact=ContactOut(
-            phone=s.phone, email=s.email, website=s.website, appointment_url=s.appointment_url
-        ),
-        opening_hours=s.opening_hours,
-        accessibility=s.accessibility,
-        status=StatusOut(
-            state=SiteStatus(s.status),
-            since=s.status_since,
-            reopens_on=s.reopens_on,
-            reason=s.status_reason,
-        ),
-        sp_member_since=s.sp_member_since,
-        created_at=s.created_at,
-        updated_at=s.updated_at,
-        version=s.version,
-        distance_km=round(distance_km, 3) if distance_km is not None else None,
-    )
-
-
-def summary(s: Site) -> SiteSummary:
-    return SiteSummary(
-        id=s.id,
-        network=s.network_code,
-        external_code=s.external_code,
-        sp_code=s.sp_code,
-        name=s.name,
-        status=SiteStatus(s.status),
-        commune_code=s.commune_code,
-        departement_code=s.departement_code,
-        region_code=s.region_code,
-    )
-
-
-def apply_geography(values: dict[str, Any], *, strict: bool = False) -> list[str]:
-    """Fill département, région and commune name from the INSEE reference.
-
-    Returns the warnings (codes unknown to the vintage, or contradicting each
-    other); ``strict`` refuses contradictions instead, as the API does (the
-    importer, reading other people's files, keeps them with a warning).
-    """
-    if (values.get("country") or "France") != "France":
-        return []
-    geo = GeoReference.default()
-    try:
-        resolved = geo.resolve(
-            values.get("commune_code"), values.get("departement_code"), values.get("region_code")
-        )
-    except ValueError as exc:
-        raise InvalidGeography(str(exc), errors=[{"field": "address", "reason": str(exc)}]) from exc
-    if strict and resolved.conflicts:
-        raise InvalidGeography(
-            "; ".join(resolved.conflicts),
-            errors=[{"field": "address", "reason": c} for c in resolved.conflicts],
-        )
-    values["commune_code"] = resolved.commune_code
-    values["departement_code"] = resolved.departement_code
-    values["region_code"] = resolved.region_code
-    if resolved.commune is not None and not values.get("commune_name"):
-        values["commune_name"] = resolved.commune.name
-    return list(resolved.warnings)
 
 
 async def resolve_site(session: AsyncSession, ref: str, *, for_update: bool = False) -> Site:
@@ -416,12 +313,6 @@ async def reopen_site(
     return site
 
 
-def bbox(lat: float, lon: float, radius_km: float) -> tuple[float, float, float, float]:
-    dlat = radius_km / 111.32
-    dlon = radius_km / (111.32 * max(math.cos(math.radians(lat)), 0.01))
-    return lat - dlat, lat + dlat, lon - dlon, lon + dlon
-
-
 async def list_sites(
     session: AsyncSession,
     filters: repo.SiteFilters,
@@ -443,11 +334,7 @@ async def list_sites(
     # distance and the order here, then the full rows of one page only.
     lat, lon = near
     box_filters = replace(filters, bbox=bbox(lat, lon, radius_km))
-    ranked = sorted(
-        (d, site_id)
-        for site_id, s_lat, s_lon in await repo.points_in_bbox(session, box_filters)
-        if (d := haversine_km(lat, lon, s_lat, s_lon)) <= radius_km
-    )
+    ranked = rank(await repo.points_in_bbox(session, box_filters), lat, lon, radius_km)
     if key:
         try:
             after_key = (float(key[0]), str(key[1]))

@@ -41,12 +41,12 @@ from spp_shared.contracts.types import (
 from spp_shared.kit.errors import ValidationProblem
 from spp_shared.kit.identity import Principal
 from spp_shared.kit.permissions import Action
+from spp_sites.geo import apply_geography
 from spp_sites.importer import fields as F
 from spp_sites.importer.fields import RowError
 from spp_sites.importer.formats import Format, clean_header, csv_format, sniff_delimiter
 from spp_sites.importer.networks import NetworkResolver
 from spp_sites.permissions import may_reach
-from spp_sites.service import apply_geography
 from spp_sites.text import fold
 from spp_sites.values import CONTENT_FIELDS
 
