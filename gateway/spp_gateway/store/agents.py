@@ -43,8 +43,6 @@ from spp_gateway.store.errors import (
     InvalidGrant,
     StoreUnavailable,
 )
-from spp_gateway.store.keys import is_row_id, new_id
-from spp_gateway.store.paging import kept_rows
 from spp_shared.contracts.access import (
     AGENT_ROLES,
     AgentMappingCreate,
@@ -60,7 +58,8 @@ from spp_shared.contracts.access import (
 from spp_shared.kit.db import Database
 from spp_shared.kit.etags import check_if_match, make_etag
 from spp_shared.kit.identity import Principal, PrincipalKind, Role
-from spp_shared.kit.pagination import Page, decode_cursor, encode_cursor
+from spp_shared.kit.ids import is_ulid, new_ulid
+from spp_shared.kit.pagination import BY_ID, Page
 
 PRECEDENCE: tuple[MatchKind, ...] = ("subject", "email", "siret", "email_domain")
 
@@ -241,7 +240,7 @@ class AgentDirectory:
             raise _duplicate(data.match, existing.id)
         stamp = now()
         row = AgentMapping(
-            id=new_id(),
+            id=new_ulid(),
             match=data.match,
             value=data.value,
             network=data.network,
@@ -280,19 +279,21 @@ class AgentDirectory:
     ) -> Page[AgentMappingOut]:
         """Mappings oldest first (ids sort by creation), only those no wider
         than ``actor`` (batches read until the page is full, as for keys)."""
-        key = decode_cursor(cursor)
-        start = str(key[0]) if key else None
 
-        async def read(last: AgentMapping | None, n: int) -> Sequence[AgentMapping]:
-            after = last.id if last is not None else start
+        async def read(after: str | None, n: int) -> Sequence[AgentMapping]:
             return await repo.list_mappings(
                 session, match=match, network=network, after=after, limit=n
             )
 
-        shown = await kept_rows(read, lambda r: not _beyond(actor, r), limit)
-        items = [mapping_out(r) for r in shown[:limit]]
-        next_cursor = encode_cursor([shown[limit - 1].id]) if len(shown) > limit else None
-        return Page[AgentMappingOut](items=items, next_cursor=next_cursor)
+        return await BY_ID.page(
+            Page[AgentMappingOut],
+            cursor=cursor,
+            limit=limit,
+            read=read,
+            out=mapping_out,
+            key=lambda r: r.id,
+            keep=lambda r: not _beyond(actor, r),
+        )
 
     async def get_mapping(
         self, session: AsyncSession, actor: Principal, mapping_id: str
@@ -411,7 +412,7 @@ def _ensure_row_within(actor: Principal, row: AgentMapping, *, what: str) -> Non
 
 
 async def _get(session: AsyncSession, mapping_id: str, *, for_update: bool = False) -> AgentMapping:
-    if not is_row_id(mapping_id):
+    if not is_ulid(mapping_id):
         # Not queried nor echoed: it may hold what PostgreSQL refuses (NUL).
         raise AgentMappingNotFound("No agent mapping has the id you sent.")
     row = await repo.get_mapping(session, mapping_id, for_update=for_update)

@@ -43,7 +43,6 @@ from spp_gateway.store.keys import (
     new_key_id,
     parse_key,
 )
-from spp_gateway.store.paging import after_time_cursor, kept_rows, newest_first_page
 from spp_shared.contracts.access import (
     API_KEY_ROLES,
     ApiKeyCreate,
@@ -56,7 +55,7 @@ from spp_shared.contracts.access import (
 )
 from spp_shared.kit.db import Database
 from spp_shared.kit.identity import Principal, PrincipalKind, Role
-from spp_shared.kit.pagination import Page
+from spp_shared.kit.pagination import BY_TIME_AND_ID, Page
 
 log = structlog.get_logger("spp.gateway.api_keys")
 
@@ -352,24 +351,28 @@ class ApiKeyStore:
         :func:`beyond_caller`); revoked ones only when asked.
 
         Whether a key is wider is decided in Python, from the permission
-        matrix (:func:`kept_rows`): keys are few (hundreds), and an unscoped
+        matrix (``keep``): keys are few (hundreds), and an unscoped
         administrator's first batch always fills the page.
         """
-        start = after_time_cursor(cursor)
 
-        async def read(last: ApiKey | None, n: int) -> Sequence[ApiKey]:
+        async def read(after: tuple[datetime, str] | None, n: int) -> Sequence[ApiKey]:
             return await repo.list_api_keys(
                 session,
                 owner=owner,
                 network=network,
                 include_revoked=include_revoked,
-                after=(last.created_at, last.id) if last is not None else start,
+                after=after,
                 limit=n,
             )
 
-        shown = await kept_rows(read, lambda r: not beyond_caller(actor, r), limit)
-        return newest_first_page(
-            Page[ApiKeyOut], shown, limit, key_out, lambda r: (r.created_at, r.id)
+        return await BY_TIME_AND_ID.page(
+            Page[ApiKeyOut],
+            cursor=cursor,
+            limit=limit,
+            read=read,
+            out=key_out,
+            key=lambda r: (r.created_at, r.id),
+            keep=lambda r: not beyond_caller(actor, r),
         )
 
     async def get_key(self, session: AsyncSession, actor: Principal, key_id: str) -> ApiKeyOut:

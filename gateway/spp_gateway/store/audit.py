@@ -15,6 +15,7 @@ strings).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,12 +24,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from spp_gateway.models import ACTOR_LENGTH, TARGET_LENGTH, AuditEvent
 from spp_gateway.store import repository as repo
-from spp_gateway.store.keys import new_id
-from spp_gateway.store.paging import after_time_cursor, newest_first_page
 from spp_shared.contracts.access import AuditEventOut
 from spp_shared.kit.db import Database
 from spp_shared.kit.identity import Principal
-from spp_shared.kit.pagination import Page
+from spp_shared.kit.ids import new_ulid
+from spp_shared.kit.pagination import BY_TIME_AND_ID, Page
 
 log = structlog.get_logger("spp.gateway.audit")
 
@@ -80,7 +80,7 @@ def _event(
     details: dict[str, Any] | None,
 ) -> AuditEvent:
     return AuditEvent(
-        id=new_id(),
+        id=new_ulid(),
         at=datetime.now(UTC),
         actor=_printable(actor.subject)[:ACTOR_LENGTH],
         actor_kind=actor.kind.value,
@@ -169,13 +169,17 @@ async def list_events(
     limit: int = 50,
 ) -> Page[AuditEventOut]:
     """Events newest first (``since`` included, ``until`` excluded)."""
-    rows = await repo.list_events(
-        session,
-        actor=actor,
-        action=action,
-        since=since,
-        until=until,
-        after=after_time_cursor(cursor),
-        limit=limit + 1,
+
+    async def read(after: tuple[datetime, str] | None, n: int) -> Sequence[AuditEvent]:
+        return await repo.list_events(
+            session, actor=actor, action=action, since=since, until=until, after=after, limit=n
+        )
+
+    return await BY_TIME_AND_ID.page(
+        Page[AuditEventOut],
+        cursor=cursor,
+        limit=limit,
+        read=read,
+        out=event_out,
+        key=lambda r: (r.at, r.id),
     )
-    return newest_first_page(Page[AuditEventOut], rows, limit, event_out, lambda r: (r.at, r.id))

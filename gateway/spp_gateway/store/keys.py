@@ -1,4 +1,4 @@
-"""API key format and the ids of the gateway's rows.
+"""API key format.
 
 A key reads ``spp_<id>_<secret>``: ``id`` is 12 lower-case base32 characters
 (public: it names the key in lists, logs and the audit trail), ``secret`` is
@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import re
 import secrets
-import time
 
 KEY_PREFIX = "spp_"
 ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"  # RFC 4648 base32, lower-case
@@ -66,25 +64,3 @@ def hash_key(key: str) -> str:
 def key_matches(stored_hash: str, key: str) -> bool:
     # Constant time: how much of a digest matched must not show in the timing.
     return hmac.compare_digest(stored_hash, hash_key(key))
-
-
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
-
-_ID_ROW = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
-
-
-def is_row_id(text: str) -> bool:
-    """Whether ``text`` has the shape of an id made by :func:`new_id`."""
-    return _ID_ROW.fullmatch(text) is not None
-
-
-def new_id() -> str:
-    """A ULID-layout id (26 characters): sortable by creation, so keysets have
-    a stable tie-breaker for rows written in the same microsecond."""
-    value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
-    chars = []
-    for _ in range(26):
-        chars.append(_CROCKFORD[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))

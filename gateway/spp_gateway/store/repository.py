@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, delete, or_, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
 
 from spp_gateway.models import AgentMapping, ApiKey, AuditEvent, Base
+from spp_shared.kit.pagination import keyset_slice
 
 # ``for_update``: writers lock the row they read (PostgreSQL), so a check and
 # the write after it are one step for concurrent requests. SQLite needs no
@@ -19,18 +19,6 @@ from spp_gateway.models import AgentMapping, ApiKey, AuditEvent, Base
 async def add(session: AsyncSession, row: Base) -> None:
     session.add(row)
     await session.flush()
-
-
-def _newest_first_after(
-    at: InstrumentedAttribute[datetime],
-    id_: InstrumentedAttribute[str],
-    after: tuple[datetime, str] | None,
-) -> ColumnElement[bool] | None:
-    """The keyset condition ``(at, id) < after`` spelled for both databases."""
-    if after is None:
-        return None
-    after_at, after_id = after
-    return or_(at < after_at, and_(at == after_at, id_ < after_id))
 
 
 # --- API keys ---------------------------------------------------------------------
@@ -51,10 +39,9 @@ async def list_api_keys(
     after: tuple[datetime, str] | None,
     limit: int,
 ) -> Sequence[ApiKey]:
-    stmt = select(ApiKey).order_by(ApiKey.created_at.desc(), ApiKey.id.desc()).limit(limit)
-    keyset = _newest_first_after(ApiKey.created_at, ApiKey.id, after)
-    if keyset is not None:
-        stmt = stmt.where(keyset)
+    stmt = keyset_slice(
+        select(ApiKey), (ApiKey.created_at, ApiKey.id), after, limit, descending=True
+    )
     if owner is not None:
         stmt = stmt.where(ApiKey.owner == owner)
     if network is not None:
@@ -115,9 +102,7 @@ async def list_mappings(
     after: str | None,
     limit: int,
 ) -> Sequence[AgentMapping]:
-    stmt = select(AgentMapping).order_by(AgentMapping.id).limit(limit)
-    if after is not None:
-        stmt = stmt.where(AgentMapping.id > after)
+    stmt = keyset_slice(select(AgentMapping), (AgentMapping.id,), after, limit)
     if match is not None:
         stmt = stmt.where(AgentMapping.match == match)
     if network is not None:
@@ -142,10 +127,9 @@ async def list_events(
     after: tuple[datetime, str] | None,
     limit: int,
 ) -> Sequence[AuditEvent]:
-    stmt = select(AuditEvent).order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(limit)
-    keyset = _newest_first_after(AuditEvent.at, AuditEvent.id, after)
-    if keyset is not None:
-        stmt = stmt.where(keyset)
+    stmt = keyset_slice(
+        select(AuditEvent), (AuditEvent.at, AuditEvent.id), after, limit, descending=True
+    )
     if actor is not None:
         stmt = stmt.where(AuditEvent.actor == actor)
     if action is not None:

@@ -1,23 +1,13 @@
-"""Site identifiers: opaque, stable, sortable by creation time (ULID layout)."""
+"""Site identifiers: the kit's row ids (opaque, stable, sortable by creation)."""
 
 from __future__ import annotations
 
-import os
-import re
-import time
-
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-ID_PATTERN = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
+from spp_shared.kit.ids import is_ulid, new_ulid
 
 
 def new_site_id() -> str:
-    value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
-    chars = []
-    for _ in range(26):
-        chars.append(_CROCKFORD[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
+    return new_ulid()
 
 
 def looks_like_site_id(ref: str) -> bool:
-    return bool(ID_PATTERN.match(ref))
+    return is_ulid(ref)
