@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from spp_indicators import repository as repo
 from spp_indicators.models import Commitment
 from spp_shared.contracts.types import COMMITMENTS
 
@@ -19,7 +19,7 @@ DESCRIPTIONS: dict[int, str] = {
 
 
 async def seed_commitments(session: AsyncSession) -> None:
-    existing = {c.number: c for c in (await session.scalars(select(Commitment))).all()}
+    existing = {c.number: c for c in await repo.list_commitments(session)}
     for number, title in COMMITMENTS.items():
         row = existing.get(number)
         if row is None:
