@@ -21,7 +21,6 @@ from spp_gateway.store import audit
 from spp_gateway.store.agents import AgentDirectory, mapping_etag
 from spp_gateway.store.api_keys import ApiKeyStore
 from spp_shared.contracts.access import (
-    NO_CONTROL_CHARACTERS,
     AgentMappingCreate,
     AgentMappingOut,
     AgentMappingPatch,
@@ -32,6 +31,7 @@ from spp_shared.contracts.access import (
     MatchKind,
     UtcDatetime,
 )
+from spp_shared.contracts.base import NO_CONTROL_CHARACTERS
 from spp_shared.contracts.types import NetworkCode
 from spp_shared.kit.db import ReadSessionDep, SessionDep
 from spp_shared.kit.errors import PROBLEM_RESPONSES, request_id_of

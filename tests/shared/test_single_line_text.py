@@ -2,7 +2,7 @@
 
 The attack review stored U+202E (right-to-left override) in a site's external
 code, kind, address, close reason and in an API key's name and owner. The rule
-lives in one place, ``single_line`` (contracts.sites) and its check in
+lives in one place, ``single_line`` (contracts.base) and its check in
 contracts.types; names and codes also refuse invisible characters.
 """
 

@@ -24,7 +24,8 @@ from pydantic import (
     field_validator,
 )
 
-from spp_shared.contracts.sites import ExternalCode, Strict, single_line
+from spp_shared.contracts.base import Strict, single_line
+from spp_shared.contracts.sites import ExternalCode
 from spp_shared.contracts.types import NetworkCode, normalize_email, normalize_siret
 from spp_shared.kit.identity import Principal, PrincipalKind, Role
 from spp_shared.kit.permissions import MATRIX, WIDTH, Action, Scope, grant
@@ -65,10 +66,6 @@ def _in_utc(value: datetime) -> datetime:
 
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
 """An aware datetime, converted to UTC (refused when UTC cannot hold it)."""
-
-# Query text compared with stored columns: PostgreSQL refuses NUL outright
-# (a 500 on a filter), and no stored value holds a control character.
-NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f]*$"
 
 
 def _unique(values: Sequence[T]) -> list[T]:

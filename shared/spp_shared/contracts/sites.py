@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -17,6 +15,7 @@ from pydantic import (
     model_validator,
 )
 
+from spp_shared.contracts.base import Strict, single_line
 from spp_shared.contracts.types import (
     Coordinates,
     DepartementCode,
@@ -29,36 +28,9 @@ from spp_shared.contracts.types import (
     Postcode,
     RegionCode,
     Siret,
-    check_single_line,
     check_visible_code,
     check_visible_name,
 )
-
-# No control characters in single-line text: PostgreSQL refuses NUL outright,
-# and a newline in a name breaks every CSV export downstream.
-_SINGLE_LINE = r"^[^\x00-\x1f\x7f]*$"
-
-
-@dataclass(frozen=True)
-class _SingleLine(StringConstraints):
-    """String constraints, then :func:`check_single_line` (pydantic expands both)."""
-
-    def __iter__(self) -> Iterator[Any]:
-        yield from super().__iter__()
-        yield AfterValidator(check_single_line)
-
-
-def single_line(max_length: int) -> StringConstraints:
-    """Stripped, non-empty, single-line text of at most ``max_length`` characters.
-
-    The one definition of single-line text in the contracts: no control
-    character (its pattern), no bidirectional control and no line or
-    paragraph separator (:func:`check_single_line`, Trojan Source).
-    """
-    return _SingleLine(
-        strip_whitespace=True, min_length=1, max_length=max_length, pattern=_SINGLE_LINE
-    )
-
 
 # Names also refuse invisible characters (zero-width, soft hyphen, tags...).
 _VISIBLE = AfterValidator(check_visible_name)
@@ -82,12 +54,6 @@ ExternalCode = Annotated[
 SP_CODE_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?$"
 SpCode = Annotated[str, StringConstraints(pattern=SP_CODE_PATTERN)]
 Url = Annotated[HttpUrl, StringConstraints(max_length=500)]
-
-
-class Strict(BaseModel):
-    """Request models refuse unknown fields: nothing is silently ignored."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class NetworkKind(StrEnum):
