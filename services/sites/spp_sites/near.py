@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from typing import Final
 
 from spp_shared.contracts.types import haversine_km
+from spp_shared.kit.pagination import Keyset, as_number, as_text
 
 # "Sites near a point" is a search around where someone is, at a
 # département's scale: a metropolitan département averages 5,700 km², a
@@ -20,6 +21,10 @@ MAX_NEAR_RADIUS_KM: Final = 50.0
 # SQL): all of 50 km around Paris (about 1,850 sites), four pages of the
 # largest size. Paging stops there.
 MAX_NEAR_CANDIDATES: Final = 2_000
+
+
+# Nearest first: (distance in km, id), as :func:`rank` orders them.
+BY_DISTANCE: Keyset[tuple[float, str]] = Keyset(as_number, as_text)
 
 
 def bbox(lat: float, lon: float, radius_km: float) -> tuple[float, float, float, float]:

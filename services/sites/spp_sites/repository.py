@@ -12,6 +12,7 @@ from sqlalchemy import Select, String, and_, bindparam, exists, func, or_, selec
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from spp_shared.kit.pagination import keyset_slice
 from spp_sites.models import Network, Site
 from spp_sites.near import MAX_NEAR_CANDIDATES
 from spp_sites.tree import PROGRAMME_NETWORK
@@ -39,9 +40,7 @@ async def get_network(
 async def list_networks(
     session: AsyncSession, *, after: str | None, limit: int, kind: str | None = None
 ) -> Sequence[Network]:
-    stmt = select(Network).order_by(Network.code).limit(limit)
-    if after is not None:
-        stmt = stmt.where(Network.code > after)
+    stmt = keyset_slice(select(Network), (Network.code,), after, limit)
     if kind:
         stmt = stmt.where(Network.kind == kind)
     return (await session.scalars(stmt)).all()
@@ -106,9 +105,7 @@ def _filtered(filters: SiteFilters) -> Select[Site]:
 async def list_sites(
     session: AsyncSession, filters: SiteFilters, *, after: str | None, limit: int
 ) -> Sequence[Site]:
-    stmt = _filtered(filters).order_by(Site.id).limit(limit)
-    if after is not None:
-        stmt = stmt.where(Site.id > after)
+    stmt = keyset_slice(_filtered(filters), (Site.id,), after, limit)
     return (await session.scalars(stmt)).all()
 
 

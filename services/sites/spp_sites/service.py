@@ -28,7 +28,7 @@ from spp_shared.contracts.sites import (
 )
 from spp_shared.kit.errors import ValidationProblem
 from spp_shared.kit.etags import check_if_match
-from spp_shared.kit.pagination import InvalidCursor, Page, decode_cursor, encode_cursor
+from spp_shared.kit.pagination import BY_ID, Page
 from spp_shared.kit.permissions import Access
 from spp_sites import repository as repo
 from spp_sites.errors import (
@@ -42,7 +42,7 @@ from spp_sites.errors import (
 from spp_sites.geo import apply_geography
 from spp_sites.ids import looks_like_site_id, new_site_id
 from spp_sites.models import Network, Site
-from spp_sites.near import bbox, rank
+from spp_sites.near import BY_DISTANCE, bbox, rank
 from spp_sites.permissions import ensure_settable
 from spp_sites.serialise import network_etag, network_out, site_etag, site_out, summary
 from spp_sites.text import fold
@@ -60,12 +60,14 @@ def now() -> datetime:
 async def list_networks(
     session: AsyncSession, *, cursor: str | None, limit: int, kind: str | None
 ) -> Page[NetworkOut]:
-    key = decode_cursor(cursor)
-    after = str(key[0]) if key else None
-    rows = await repo.list_networks(session, after=after, limit=limit + 1, kind=kind)
-    items = [network_out(n) for n in rows[:limit]]
-    next_cursor = encode_cursor([rows[limit - 1].code]) if len(rows) > limit else None
-    return Page[NetworkOut](items=items, next_cursor=next_cursor)
+    return await BY_ID.page(
+        Page[NetworkOut],
+        cursor=cursor,
+        limit=limit,
+        read=lambda after, n: repo.list_networks(session, after=after, limit=n, kind=kind),
+        out=network_out,
+        key=lambda n: n.code,
+    )
 
 
 async def get_network(session: AsyncSession, code: str, *, for_update: bool = False) -> Network:
@@ -322,30 +324,28 @@ async def list_sites(
     near: tuple[float, float] | None = None,
     radius_km: float = 10.0,
 ) -> Page[SiteOut]:
-    key = decode_cursor(cursor)
     if near is None:
-        after = str(key[0]) if key else None
-        rows = await repo.list_sites(session, filters, after=after, limit=limit + 1)
-        items = [site_out(s) for s in rows[:limit]]
-        next_cursor = encode_cursor([rows[limit - 1].id]) if len(rows) > limit else None
-        return Page[SiteOut](items=items, next_cursor=next_cursor)
+        return await BY_ID.page(
+            Page[SiteOut],
+            cursor=cursor,
+            limit=limit,
+            read=lambda after, n: repo.list_sites(session, filters, after=after, limit=n),
+            out=site_out,
+            key=lambda s: s.id,
+        )
 
     # Nearest first: a bounding box in SQL (indexed) on light rows, the exact
     # distance and the order here, then the full rows of one page only.
     lat, lon = near
     box_filters = replace(filters, bbox=bbox(lat, lon, radius_km))
     ranked = rank(await repo.points_in_bbox(session, box_filters), lat, lon, radius_km)
-    if key:
-        try:
-            after_key = (float(key[0]), str(key[1]))
-        except (IndexError, TypeError, ValueError):
-            raise InvalidCursor("The cursor is not one this API issued.") from None
-        ranked = [t for t in ranked if t > after_key]
-    page = ranked[:limit]
-    next_cursor = encode_cursor([page[-1][0], page[-1][1]]) if len(ranked) > limit else None
-    sites = await repo.sites_by_ids(session, [site_id for _, site_id in page])
+    after = BY_DISTANCE.after(cursor)
+    if after is not None:
+        ranked = [t for t in ranked if t > after]
+    shown, next_cursor = BY_DISTANCE.cut(ranked, limit, lambda t: t)
+    sites = await repo.sites_by_ids(session, [site_id for _, site_id in shown])
     return Page[SiteOut](
-        items=[site_out(sites[site_id], d) for d, site_id in page], next_cursor=next_cursor
+        items=[site_out(sites[site_id], d) for d, site_id in shown], next_cursor=next_cursor
     )
 
 
