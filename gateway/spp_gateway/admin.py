@@ -33,11 +33,11 @@ from spp_shared.contracts.access import (
 )
 from spp_shared.contracts.base import NO_CONTROL_CHARACTERS
 from spp_shared.contracts.types import NetworkCode
+from spp_shared.kit.conditional import NOT_MODIFIED, ConditionalGetDep
 from spp_shared.kit.db import ReadSessionDep, SessionDep
 from spp_shared.kit.errors import PROBLEM_RESPONSES, request_id_of
-from spp_shared.kit.etags import not_modified, validators
 from spp_shared.kit.pagination import DEFAULT_LIMIT, Page
-from spp_shared.kit.params import Cursor, IfMatch, IfModifiedSince, IfNoneMatch, Limit
+from spp_shared.kit.params import Cursor, IfMatch, Limit
 from spp_shared.kit.permissions import Access, Action, allowed
 
 # Every problem the gateway's own resources answer, declared like the services do.
@@ -222,6 +222,7 @@ async def list_agent_mappings(
     "/agent-mappings/{mapping_id}",
     tags=["agent-mappings"],
     response_model=AgentMappingOut,
+    responses=NOT_MODIFIED,
     summary="Get an agent mapping",
     description=BEYOND_CALLER,
 )
@@ -230,16 +231,10 @@ async def get_agent_mapping(
     session: ReadSessionDep,
     agents: AgentsDep,
     access: ManageMappings,
-    response: Response,
-    if_none_match: IfNoneMatch = None,
-    if_modified_since: IfModifiedSince = None,
-) -> AgentMappingOut | Response:
+    conditional: ConditionalGetDep,
+) -> AgentMappingOut:
     mapping = await agents.get_mapping(session, access.principal, mapping_id)
-    tag = mapping_etag(mapping)
-    headers = validators(tag, mapping.updated_at)
-    if not_modified(if_none_match, if_modified_since, tag, mapping.updated_at):
-        return Response(status_code=304, headers=headers)
-    response.headers.update(headers)
+    conditional.check(mapping_etag(mapping), mapping.updated_at)
     return mapping
 
 

@@ -20,12 +20,12 @@ from spp_shared.contracts.sites import (
     SiteStatus,
 )
 from spp_shared.contracts.types import DepartementCode, InseeCommuneCode, RegionCode, Siret
+from spp_shared.kit.conditional import NOT_MODIFIED, ConditionalGetDep
 from spp_shared.kit.db import ReadSessionDep, SessionDep
 from spp_shared.kit.errors import ValidationProblem
-from spp_shared.kit.etags import not_modified, validators
 from spp_shared.kit.idempotency import Idempotency, idempotency_dependency
 from spp_shared.kit.pagination import DEFAULT_LIMIT, Page
-from spp_shared.kit.params import Cursor, IfMatch, IfModifiedSince, IfNoneMatch, Limit
+from spp_shared.kit.params import Cursor, IfMatch, Limit
 from spp_shared.kit.permissions import Access, Action, allowed
 from spp_sites import serialise, service
 from spp_sites.importer.http import run_import_request
@@ -59,22 +59,15 @@ async def list_networks(
     "/networks/{code}",
     tags=["networks"],
     response_model=NetworkOut,
+    responses=NOT_MODIFIED,
     summary="Get a network",
     dependencies=[allowed(Action.networks_read)],
 )
 async def get_network(
-    code: str,
-    session: ReadSessionDep,
-    response: Response,
-    if_none_match: IfNoneMatch = None,
-    if_modified_since: IfModifiedSince = None,
-) -> NetworkOut | Response:
+    code: str, session: ReadSessionDep, conditional: ConditionalGetDep
+) -> NetworkOut:
     network = await service.get_network(session, code)
-    tag = serialise.network_etag(network)
-    headers = validators(tag, network.updated_at)
-    if not_modified(if_none_match, if_modified_since, tag, network.updated_at):
-        return Response(status_code=304, headers=headers)
-    response.headers.update(headers)
+    conditional.check(serialise.network_etag(network), network.updated_at)
     return serialise.network_out(network)
 
 
@@ -260,22 +253,13 @@ async def lookup_sites(
     "/sites/{ref}",
     tags=["sites"],
     response_model=SiteOut,
+    responses=NOT_MODIFIED,
     summary="Get a site by id, SP+ code or network:code",
     dependencies=[allowed(Action.sites_read)],
 )
-async def get_site(
-    ref: str,
-    session: ReadSessionDep,
-    response: Response,
-    if_none_match: IfNoneMatch = None,
-    if_modified_since: IfModifiedSince = None,
-) -> SiteOut | Response:
+async def get_site(ref: str, session: ReadSessionDep, conditional: ConditionalGetDep) -> SiteOut:
     site = await service.resolve_site(session, ref)
-    tag = serialise.site_etag(site)
-    headers = validators(tag, site.updated_at)
-    if not_modified(if_none_match, if_modified_since, tag, site.updated_at):
-        return Response(status_code=304, headers=headers)
-    response.headers.update(headers)
+    conditional.check(serialise.site_etag(site), site.updated_at)
     return serialise.site_out(site)
 
 

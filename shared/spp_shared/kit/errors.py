@@ -156,6 +156,16 @@ class ServiceUnavailable(Problem):
     title = "Service unavailable"
 
 
+class EarlyResponse(Exception):
+    """An answer decided before the endpoint's end (a 304, a replayed
+    creation): raised from a dependency or a route, sent as it is, and the
+    request's transaction rolled back like on any exception."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
 _STATUS_TYPES: dict[int, tuple[str, str]] = {
     400: ("bad-request", "Bad request"),
     401: ("unauthorized", "Authentication required"),
@@ -309,6 +319,11 @@ def install_problem_handlers(app: FastAPI) -> None:
             return ProblemResponse(body, status_code=503, headers={"Retry-After": "1"})
         return await on_unexpected(request, exc)
 
+    async def on_early_response(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, EarlyResponse)
+        return exc.response
+
+    app.add_exception_handler(EarlyResponse, on_early_response)
     app.add_exception_handler(OperationalError, on_database_error)
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)

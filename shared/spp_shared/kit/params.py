@@ -1,4 +1,7 @@
-"""Query and header parameters every API uses the same way (pagination, conditions)."""
+"""Query and header parameters every API uses the same way (pagination, If-Match).
+
+A conditional GET's headers are read by :mod:`spp_shared.kit.conditional`.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ Limit = Annotated[int, Query(ge=1, le=500, description="Page size (1-500).")]
 Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page.")]
 
 
-def _field_lines(request: Request, name: str) -> str | None:
+def field_lines(request: Request, name: str) -> str | None:
     """Every line of header ``name`` as one list (RFC 9110 §5.3), or None.
 
     Starlette's ``Header()`` reads the first line only: ``If-Match: *`` then
@@ -24,15 +27,7 @@ def _if_match(
     request: Request,
     if_match: Annotated[str | None, Header(description="The ETag you last read.")] = None,
 ) -> str | None:
-    return _field_lines(request, "if-match")
-
-
-def _if_none_match(
-    request: Request, if_none_match: Annotated[str | None, Header()] = None
-) -> str | None:
-    return _field_lines(request, "if-none-match")
+    return field_lines(request, "if-match")
 
 
 IfMatch = Annotated[str | None, Depends(_if_match)]
-IfNoneMatch = Annotated[str | None, Depends(_if_none_match)]
-IfModifiedSince = Annotated[str | None, Header()]
