@@ -184,6 +184,10 @@ async def _audit_read(w: World, p: Principal, target: str) -> httpx.Response:
     return await w.call("gateway", "GET", "/v1/audit-events", p)
 
 
+async def _jobs_read(w: World, p: Principal, target: str) -> httpx.Response:
+    return await w.call("sites", "GET", "/v1/sites/jobs?state=failed", p)
+
+
 CASES: dict[Action, Case] = {
     Action.networks_read: _networks_read,
     Action.networks_create: _networks_create,
@@ -198,6 +202,7 @@ CASES: dict[Action, Case] = {
     Action.api_keys_manage: _api_keys_manage,
     Action.agent_mappings_manage: _agent_mappings_manage,
     Action.audit_read: _audit_read,
+    Action.jobs_read: _jobs_read,
 }
 
 SERVICE_APPS = ("sites", "indicators")

@@ -13,10 +13,13 @@ from dataclasses import dataclass
 
 API_PREFIX = "/v1"
 
-# service name -> the /v1 resources it owns.
+# service name -> the /v1 resources it owns. Each service also answers
+# /v1/<its name>/jobs (its outbox, for admins): sites and indicators through
+# the resource of that name, feedback and labelling through their own.
 ROUTES: Mapping[str, tuple[str, ...]] = {
     "sites": ("/v1/networks", "/v1/sites"),
     "feedback": (
+        "/v1/feedback",
         "/v1/experiences",
         "/v1/ratings",
         "/v1/document-reports",
@@ -29,7 +32,7 @@ ROUTES: Mapping[str, tuple[str, ...]] = {
         "/v1/ingestion-batches",
         "/v1/exports",
     ),
-    "labelling": ("/v1/referentiels", "/v1/label-applications", "/v1/labels"),
+    "labelling": ("/v1/labelling", "/v1/referentiels", "/v1/label-applications", "/v1/labels"),
 }
 
 SERVICES: tuple[str, ...] = tuple(ROUTES)

@@ -41,7 +41,7 @@ async def service_client(migrated_service: str) -> AsyncIterator[tuple[str, http
 
 @pytest.mark.anyio
 async def test_health_ready_metrics_and_problems(
-    service_client: tuple[str, httpx.AsyncClient],
+    service_client: tuple[str, httpx.AsyncClient], admin_headers: dict[str, str]
 ) -> None:
     name, client = service_client
     assert (await client.get("/healthz")).json() == {"status": "ok", "service": name}
@@ -53,6 +53,9 @@ async def test_health_ready_metrics_and_problems(
     assert missing.status_code == 404
     assert missing.headers["content-type"] == "application/problem+json"
     assert (await client.get("/openapi.json")).json()["info"]["title"] == f"SP+ {name}"
+    # Its outbox is migrated and its admins can read it.
+    jobs = await client.get(f"/v1/{name}/jobs", headers=admin_headers)
+    assert (jobs.status_code, jobs.json()["items"]) == (200, [])
 
 
 @pytest.mark.anyio

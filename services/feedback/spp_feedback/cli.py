@@ -1,11 +1,11 @@
-"""Command line of the feedback service: ``python -m spp_feedback {serve,migrate}``."""
+"""Command line of the feedback service: ``python -m spp_feedback <command>`` (``--help``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from spp_feedback.settings import FeedbackSettings
-from spp_shared.kit.cli import serve_main
+from spp_shared.kit.cli import background_commands, serve_main
 from spp_shared.kit.migrations import migrate_and_seed
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -17,5 +17,10 @@ def migrate() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     serve_main(
-        "spp_feedback", "spp_feedback.app:create_app", default_port=8002, migrate=migrate, argv=argv
+        "spp_feedback",
+        "spp_feedback.app:create_app",
+        default_port=8002,
+        migrate=migrate,
+        commands=background_commands(FeedbackSettings),
+        argv=argv,
     )

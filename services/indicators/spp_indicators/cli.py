@@ -1,4 +1,4 @@
-"""Command line of the indicators service: ``python -m spp_indicators {serve,migrate}``."""
+"""Command line of the indicators service: ``python -m spp_indicators <command>`` (``--help``)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 from spp_indicators.seed import seed_commitments
 from spp_indicators.settings import IndicatorsSettings
-from spp_shared.kit.cli import serve_main
+from spp_shared.kit.cli import background_commands, serve_main
 from spp_shared.kit.migrations import migrate_and_seed
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -22,5 +22,6 @@ def main(argv: list[str] | None = None) -> None:
         "spp_indicators.app:create_app",
         default_port=8003,
         migrate=migrate,
+        commands=background_commands(IndicatorsSettings),
         argv=argv,
     )

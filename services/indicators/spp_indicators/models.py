@@ -6,6 +6,7 @@ from sqlalchemy import Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from spp_shared.kit.db import new_metadata
+from spp_shared.kit.outbox import outbox_table
 
 
 class Base(DeclarativeBase):
@@ -20,3 +21,7 @@ class Commitment(Base):
     number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     title: Mapped[str] = mapped_column(String(300))
     description: Mapped[str | None] = mapped_column(Text)
+
+
+# Jobs written with the changes that cause them (kit/outbox.py).
+outbox_jobs = outbox_table(Base.metadata)

@@ -1,11 +1,11 @@
-"""Command line of the labelling service: ``python -m spp_labelling {serve,migrate}``."""
+"""Command line of the labelling service: ``python -m spp_labelling <command>`` (``--help``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from spp_labelling.settings import LabellingSettings
-from spp_shared.kit.cli import serve_main
+from spp_shared.kit.cli import background_commands, serve_main
 from spp_shared.kit.migrations import migrate_and_seed
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -21,5 +21,6 @@ def main(argv: list[str] | None = None) -> None:
         "spp_labelling.app:create_app",
         default_port=8004,
         migrate=migrate,
+        commands=background_commands(LabellingSettings),
         argv=argv,
     )

@@ -1,12 +1,14 @@
-"""Command line of the sites service: ``python -m spp_sites {serve,migrate}``."""
+"""Command line of the sites service: ``python -m spp_sites <command>`` (``--help``)."""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
-from spp_shared.kit.cli import serve_main
+from spp_shared.kit.cli import Command, background_commands, serve_main
 from spp_shared.kit.migrations import migrate_and_seed
 from spp_sites.demo import main as seed_demo
+from spp_sites.models import idempotency_keys
 from spp_sites.seed import seed_networks
 from spp_sites.settings import SitesSettings
 
@@ -17,6 +19,11 @@ def migrate() -> None:
     migrate_and_seed(MIGRATIONS, SitesSettings().database_url, seed_networks)
 
 
+def demo(_: argparse.Namespace) -> int:
+    seed_demo(SitesSettings().database_url)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> None:
     serve_main(
         "spp_sites",
@@ -24,10 +31,8 @@ def main(argv: list[str] | None = None) -> None:
         default_port=8001,
         migrate=migrate,
         commands={
-            "seed-demo": (
-                "import the demo structures and France services (once)",
-                lambda: seed_demo(SitesSettings().database_url),
-            )
+            **background_commands(SitesSettings, idempotency_keys=idempotency_keys),
+            "seed-demo": Command("import the demo structures and France services (once)", demo),
         },
         argv=argv,
     )

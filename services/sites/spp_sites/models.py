@@ -21,6 +21,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from spp_shared.kit.db import UTCDateTime, new_metadata
 from spp_shared.kit.idempotency import idempotency_table
+from spp_shared.kit.outbox import outbox_table
 
 
 class Base(DeclarativeBase):
@@ -91,3 +92,7 @@ class Site(Base):
 
 
 idempotency_keys = idempotency_table(Base.metadata)
+
+
+# Jobs written with the changes that cause them (kit/outbox.py).
+outbox_jobs = outbox_table(Base.metadata)

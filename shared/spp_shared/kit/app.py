@@ -15,6 +15,7 @@ from spp_shared.kit.errors import PROBLEM_RESPONSES, install_problem_handlers
 from spp_shared.kit.guards import ControlCharacterGuard
 from spp_shared.kit.health import router as health_router
 from spp_shared.kit.identity import AssertionGuard
+from spp_shared.kit.jobs import JobGauge, jobs_router
 from spp_shared.kit.logging import RequestContextMiddleware, configure_logging
 from spp_shared.kit.metrics import Metrics, MetricsMiddleware, metrics_endpoint
 from spp_shared.kit.settings import ServiceSettings, require_assertion_key
@@ -96,11 +97,14 @@ def create_service_app(
     app.state.service_name = settings.service_name
     app.state.assertion_key = require_assertion_key(settings.assertion_key)
     metrics = Metrics(settings.service_name)
+    metrics.refreshers.append(JobGauge(metrics.registry, settings.service_name).refresh)
     app.state.metrics = metrics
 
     install_problem_handlers(app)
     app.include_router(health_router)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    # Before the service's routes: /v1/sites/jobs is not the site "jobs".
+    app.include_router(jobs_router(settings.service_name))
     for router in routers:
         app.include_router(router)
 

@@ -1,14 +1,52 @@
-"""The command line every service shares: ``serve`` and ``migrate``."""
+"""The command line every service shares: ``serve``, ``migrate``, and the
+background commands (``worker`` and the periodic purges) of
+:func:`background_commands`.
+
+Periodic commands are made for a scheduler (``make run``, Kubernetes
+CronJobs): they exit 0 when done and 1 when they could not do their work,
+end in bounded time, and may be run again at any moment.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
-from collections.abc import Callable
+import signal
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TypeVar
 
+import structlog
 import uvicorn
+from sqlalchemy import Table
+from sqlalchemy.exc import SQLAlchemyError
 
-from spp_shared.kit.settings import ASSERTION_KEY_ENV, MissingAssertionKey
+from spp_shared.kit import idempotency, outbox
+from spp_shared.kit.db import Database
+from spp_shared.kit.logging import configure_logging
+from spp_shared.kit.retention import DEFAULT_MAX_SECONDS
+from spp_shared.kit.settings import ASSERTION_KEY_ENV, MissingAssertionKey, ServiceSettings
+from spp_shared.kit.worker import Handler, Worker
+
+log = structlog.get_logger("spp.cli")
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+def _no_arguments(parser: argparse.ArgumentParser) -> None:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A service's own command: its help, its arguments, and what it runs
+    (returning the exit code)."""
+
+    help: str
+    run: Callable[[argparse.Namespace], int]
+    arguments: Callable[[argparse.ArgumentParser], None] = field(default=_no_arguments)
 
 
 def require_assertion_key() -> None:
@@ -23,10 +61,10 @@ def serve_main(
     *,
     default_port: int,
     migrate: Callable[[], None],
-    commands: dict[str, tuple[str, Callable[[], None]]] | None = None,
+    commands: Mapping[str, Command] | None = None,
     argv: list[str] | None = None,
 ) -> None:
-    """``serve`` and ``migrate``, plus the service's own ``commands`` (name: help, fn)."""
+    """``serve`` and ``migrate``, plus the service's own ``commands``."""
     parser = argparse.ArgumentParser(prog=f"python -m {name}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the HTTP service")
@@ -37,12 +75,14 @@ def serve_main(
         "--migrate", action="store_true", help="apply migrations and reference data first"
     )
     sub.add_parser("migrate", help="apply migrations and load reference data, then exit")
-    for command, (help_text, _) in (commands or {}).items():
-        sub.add_parser(command, help=help_text)
+    for name_, command in (commands or {}).items():
+        command.arguments(sub.add_parser(name_, help=command.help))
     args = parser.parse_args(argv)
 
     if commands and args.command in commands:
-        commands[args.command][1]()
+        code = commands[args.command].run(args)
+        if code:
+            raise SystemExit(code)
         return
 
     if args.command == "serve":
@@ -63,3 +103,120 @@ def serve_main(
             log_config=None,  # our JSON logging (configure_logging) covers uvicorn too
             log_level="warning",
         )
+
+
+def background_commands(
+    settings: Callable[[], S],
+    *,
+    handlers: Callable[[S], Mapping[str, Handler]] | None = None,
+    idempotency_keys: Table | None = None,
+) -> dict[str, Command]:
+    """``worker`` and ``purge-jobs`` for every service, ``purge-idempotency``
+    for those that keep idempotency keys.
+
+    ``handlers`` gives the service's job handlers by kind, from its settings.
+    """
+    commands = {
+        "worker": Command(
+            "run the outbox's jobs until stopped (SIGTERM finishes the jobs in hand)",
+            lambda args: _run_worker(settings(), handlers or _no_handlers, args),
+            _worker_arguments,
+        ),
+        "purge-jobs": Command(
+            "delete failed jobs older than the retention (failed_job_retention_days)",
+            lambda args: _purge(settings(), "purge_jobs", _purge_jobs, args),
+            _purge_arguments,
+        ),
+    }
+    if idempotency_keys is not None:
+        table = idempotency_keys
+
+        async def purge_keys(db: Database, _: ServiceSettings, max_seconds: float) -> int:
+            return await idempotency.purge_expired(db, table, max_seconds=max_seconds)
+
+        commands["purge-idempotency"] = Command(
+            "delete idempotency keys past their expiry (24 h after their first use)",
+            lambda args: _purge(settings(), "purge_idempotency", purge_keys, args),
+            _purge_arguments,
+        )
+    return commands
+
+
+def _no_handlers(settings: ServiceSettings) -> Mapping[str, Handler]:
+    return {}
+
+
+def _worker_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--once", action="store_true", help="run the jobs that are due, then exit")
+    parser.add_argument("--concurrency", type=int, help="jobs run at once (worker_concurrency)")
+
+
+def _purge_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=DEFAULT_MAX_SECONDS,
+        help="stop after this long and leave the rest to the next run",
+    )
+
+
+def _run_worker(
+    settings: S, handlers: Callable[[S], Mapping[str, Handler]], args: argparse.Namespace
+) -> int:
+    configure_logging(settings.log_level, settings.log_json)
+
+    async def main() -> None:
+        db = Database(settings.database_url, pool_size=2)
+        worker = Worker(
+            db,
+            handlers(settings),
+            concurrency=args.concurrency or settings.worker_concurrency,
+            timeout=settings.job_timeout_seconds,
+        )
+        try:
+            if args.once:
+                ran = await worker.run_until_idle()
+                log.info("worker_idle", service=settings.service_name, jobs=ran)
+                return
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, stop.set)
+            log.info("worker_started", service=settings.service_name, worker=worker.name)
+            await worker.run(stop, poll_seconds=settings.worker_poll_seconds)
+            log.info("worker_stopped", service=settings.service_name, worker=worker.name)
+        finally:
+            await db.dispose()
+
+    asyncio.run(main())
+    return 0
+
+
+async def _purge_jobs(db: Database, settings: ServiceSettings, max_seconds: float) -> int:
+    retention = timedelta(days=settings.failed_job_retention_days)
+    return await outbox.purge_failed(db, older_than=retention, max_seconds=max_seconds)
+
+
+def _purge(
+    settings: ServiceSettings,
+    event: str,
+    purge: Callable[[Database, ServiceSettings, float], Awaitable[int]],
+    args: argparse.Namespace,
+) -> int:
+    configure_logging(settings.log_level, settings.log_json)
+
+    async def main() -> int:
+        db = Database(settings.database_url, pool_size=1)
+        try:
+            return await purge(db, settings, args.max_seconds)
+        finally:
+            await db.dispose()
+
+    try:
+        deleted = asyncio.run(main())
+    except (SQLAlchemyError, OSError) as exc:
+        # A scheduler reads the exit code; the log says why.
+        log.error(event, service=settings.service_name, error=type(exc).__name__)
+        return 1
+    log.info(event, service=settings.service_name, deleted=deleted)
+    return 0

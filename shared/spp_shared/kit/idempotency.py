@@ -35,9 +35,10 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from spp_shared.kit.db import SessionDep, UTCDateTime
+from spp_shared.kit.db import Database, SessionDep, UTCDateTime
 from spp_shared.kit.errors import BadRequest, Conflict, ValidationProblem
 from spp_shared.kit.identity import Principal, PrincipalDep
+from spp_shared.kit.retention import delete_in_batches
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -206,3 +207,15 @@ def idempotency_dependency(table: Table) -> Callable[..., Awaitable[Idempotency]
         return Idempotency(session, table, principal, idempotency_key, _request_hash(request, body))
 
     return dependency
+
+
+async def purge_expired(
+    db: Database, table: Table, *, now: datetime | None = None, **bounds: Any
+) -> int:
+    """Delete the keys older than :data:`TTL` (``purge-idempotency``); how many.
+
+    Expiry is ``created_at + TTL``: :meth:`Idempotency.replay` already treats
+    an older key as absent, so deleting it changes no answer.
+    """
+    cutoff = (now or datetime.now(UTC)) - TTL
+    return await delete_in_batches(db, table, table.c.created_at < cutoff, **bounds)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -34,6 +35,8 @@ class Metrics:
             registry=self.registry,
         )
         self.service = service
+        # Figures read from elsewhere (the database) just before each scrape.
+        self.refreshers: list[Callable[[Request], Awaitable[None]]] = []
 
     def render(self) -> Response:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
@@ -81,4 +84,6 @@ class MetricsMiddleware:
 
 async def metrics_endpoint(request: Request) -> Response:
     metrics: Metrics = request.app.state.metrics
+    for refresh in metrics.refreshers:
+        await refresh(request)
     return metrics.render()

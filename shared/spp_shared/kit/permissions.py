@@ -41,6 +41,7 @@ class Action(StrEnum):
     api_keys_manage = "api-keys:manage"
     agent_mappings_manage = "agent-mappings:manage"
     audit_read = "audit:read"
+    jobs_read = "jobs:read"
 
 
 class Scope(StrEnum):
@@ -97,6 +98,7 @@ MATRIX: Mapping[Action, Mapping[Role, Scope]] = {
     Action.api_keys_manage: _ADMIN,
     Action.agent_mappings_manage: _ADMIN,
     Action.audit_read: _ADMIN,
+    Action.jobs_read: _ADMIN,
 }
 
 DESCRIPTIONS: Mapping[Action, str] = {
@@ -118,6 +120,7 @@ DESCRIPTIONS: Mapping[Action, str] = {
     Action.api_keys_manage: "create, list, rotate and revoke API keys",
     Action.agent_mappings_manage: "grant agents their network, sites and roles",
     Action.audit_read: "read the audit log",
+    Action.jobs_read: "read a service's background jobs (failed ones kept for review)",
 }
 
 

@@ -53,6 +53,13 @@ class ServiceSettings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
     access_log: bool = True
+    # The outbox's worker (``python -m spp_<name> worker``, kit/worker.py).
+    worker_concurrency: int = Field(default=4, ge=1, le=100)
+    worker_poll_seconds: float = Field(default=1.0, gt=0)
+    job_timeout_seconds: float = Field(default=60.0, gt=0)
+    # Failed jobs stay for an admin to read, then go (``purge-jobs``): their
+    # payloads may hold citizens' words.
+    failed_job_retention_days: int = Field(default=30, ge=1)
 
 
 class MissingAssertionKey(RuntimeError):

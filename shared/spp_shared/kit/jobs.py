@@ -1,0 +1,101 @@
+"""What an admin sees of a service's outbox: ``GET /v1/<service>/jobs``.
+
+Every service includes this router (the app factory does), so failed jobs
+are never silent: ``?state=failed`` lists them with their last error, and
+``spp_outbox_jobs`` in /metrics counts them by kind and state.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import structlog
+from fastapi import APIRouter, Query
+from prometheus_client import CollectorRegistry, Gauge
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.requests import Request
+
+from spp_shared.contracts.jobs import JobOut, JobState
+from spp_shared.kit import outbox
+from spp_shared.kit.db import Database, ReadSessionDep
+from spp_shared.kit.pagination import (
+    DEFAULT_LIMIT,
+    InvalidCursor,
+    Page,
+    decode_cursor,
+    encode_cursor,
+)
+from spp_shared.kit.params import Cursor, Limit
+from spp_shared.kit.permissions import Action, allowed
+
+log = structlog.get_logger("spp.jobs")
+
+
+def jobs_router(service: str) -> APIRouter:
+    """The admin's list of ``service``'s jobs, at ``/v1/<service>/jobs``."""
+    router = APIRouter(prefix=f"/v1/{service}", tags=["jobs"])
+
+    @router.get(
+        "/jobs",
+        # One operation id per service: the gateway merges the four documents.
+        name=f"list_{service}_jobs",
+        summary=f"Background jobs of the {service} service (programme admins)",
+        description=(
+            "Jobs still to run and jobs that failed after their last attempt, "
+            "newest first. Succeeded jobs are deleted, so `state=failed` is what "
+            "needs attention. The payload is not shown."
+        ),
+        dependencies=[allowed(Action.jobs_read)],
+    )
+    async def list_jobs(
+        session: ReadSessionDep,
+        state: JobState | None = None,
+        kind: Annotated[str | None, Query(max_length=outbox.MAX_KIND_LENGTH)] = None,
+        limit: Limit = DEFAULT_LIMIT,
+        cursor: Cursor = None,
+    ) -> Page[JobOut]:
+        before = _before_id(cursor)
+        rows = await outbox.list_jobs(
+            session, state=state, kind=kind, before_id=before, limit=limit + 1
+        )
+        items = [JobOut.model_validate(row, from_attributes=True) for row in rows[:limit]]
+        next_cursor = encode_cursor([items[-1].id]) if len(rows) > limit else None
+        return Page[JobOut](items=items, next_cursor=next_cursor)
+
+    return router
+
+
+def _before_id(cursor: str | None) -> int | None:
+    key = decode_cursor(cursor)
+    if key is None:
+        return None
+    if len(key) != 1 or not isinstance(key[0], int) or isinstance(key[0], bool):
+        raise InvalidCursor("The cursor is not one this API issued.")
+    return int(key[0])
+
+
+class JobGauge:
+    """``spp_outbox_jobs{service,kind,state}``, counted in the database at each
+    scrape: the workers are other processes, so only the table knows."""
+
+    def __init__(self, registry: CollectorRegistry, service: str) -> None:
+        self.service = service
+        self.gauge = Gauge(
+            "spp_outbox_jobs",
+            "Outbox jobs by kind and state (failed: gave up, needs an admin)",
+            ["service", "kind", "state"],
+            registry=registry,
+        )
+
+    async def refresh(self, request: Request) -> None:
+        db: Database = request.app.state.db
+        try:
+            async with db.read_sessionmaker() as session:
+                counts = await outbox.count_by_state(session)
+        except (SQLAlchemyError, OSError) as exc:
+            # /metrics still answers (request figures) when the database does not.
+            log.warning("job_count_unavailable", error=type(exc).__name__)
+            return
+        self.gauge.clear()  # a kind and state with no job left reads absent, not stale
+        for (kind, state), n in counts.items():
+            self.gauge.labels(self.service, kind, state).set(n)
