@@ -81,7 +81,7 @@ async def test_only_programme_admins_read_the_jobs(
 async def test_bad_filters_are_problems(
     sites_client: httpx.AsyncClient, db: Database, admin_headers: dict[str, str]
 ) -> None:
-    for query in ("state=done", "cursor=WyJ4Il0", "cursor=!!", "limit=0"):
+    for query in ("state=done", "cursor=WyJ4Il0", "cursor=!!", "limit=0", "kind=a%00b"):
         resp = await sites_client.get(f"/v1/sites/jobs?{query}", headers=admin_headers)
         assert resp.status_code in (400, 422), (query, resp.text)
         assert resp.headers["content-type"] == "application/problem+json", query

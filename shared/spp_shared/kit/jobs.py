@@ -18,17 +18,14 @@ from starlette.requests import Request
 from spp_shared.contracts.jobs import JobOut, JobState
 from spp_shared.kit import outbox
 from spp_shared.kit.db import Database, ReadSessionDep
-from spp_shared.kit.pagination import (
-    DEFAULT_LIMIT,
-    InvalidCursor,
-    Page,
-    decode_cursor,
-    encode_cursor,
-)
+from spp_shared.kit.pagination import DEFAULT_LIMIT, Keyset, Page, as_integer
 from spp_shared.kit.params import Cursor, Limit
 from spp_shared.kit.permissions import Action, allowed
 
 log = structlog.get_logger("spp.jobs")
+
+BY_JOB_ID: Keyset[int] = Keyset(as_integer)
+"""Jobs by id, newest first."""
 
 
 def jobs_router(service: str) -> APIRouter:
@@ -54,24 +51,18 @@ def jobs_router(service: str) -> APIRouter:
         limit: Limit = DEFAULT_LIMIT,
         cursor: Cursor = None,
     ) -> Page[JobOut]:
-        before = _before_id(cursor)
-        rows = await outbox.list_jobs(
-            session, state=state, kind=kind, before_id=before, limit=limit + 1
+        return await BY_JOB_ID.page(
+            Page[JobOut],
+            cursor=cursor,
+            limit=limit,
+            read=lambda after, n: outbox.list_jobs(
+                session, state=state, kind=kind, after=after, limit=n
+            ),
+            out=lambda row: JobOut.model_validate(row, from_attributes=True),
+            key=lambda row: int(row.id),
         )
-        items = [JobOut.model_validate(row, from_attributes=True) for row in rows[:limit]]
-        next_cursor = encode_cursor([items[-1].id]) if len(rows) > limit else None
-        return Page[JobOut](items=items, next_cursor=next_cursor)
 
     return router
-
-
-def _before_id(cursor: str | None) -> int | None:
-    key = decode_cursor(cursor)
-    if key is None:
-        return None
-    if len(key) != 1 or not isinstance(key[0], int) or isinstance(key[0], bool):
-        raise InvalidCursor("The cursor is not one this API issued.")
-    return int(key[0])
 
 
 class JobGauge:

@@ -41,6 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from spp_shared.contracts.jobs import JobState
 from spp_shared.kit.db import Database, UTCDateTime, new_metadata
+from spp_shared.kit.pagination import keyset_slice
 from spp_shared.kit.retention import delete_in_batches
 
 TABLE_NAME = "outbox_jobs"
@@ -137,19 +138,18 @@ async def list_jobs(
     *,
     state: JobState | None,
     kind: str | None,
-    before_id: int | None,
+    after: int | None,
     limit: int,
 ) -> list[Row[Any]]:
-    """Jobs, newest first, after the page that ended at ``before_id``."""
+    """Up to ``limit`` jobs, newest first, past the job ``after``."""
     # Not the payload: it may hold citizens' words, and the list does not show it.
     shown = [c for c in JOBS.c if c.name not in ("payload", "claimed_by")]
-    query = select(*shown).order_by(JOBS.c.id.desc()).limit(limit)
+    query = select(*shown)
     if state is not None:
         query = query.where(JOBS.c.state == state)
     if kind is not None:
         query = query.where(JOBS.c.kind == kind)
-    if before_id is not None:
-        query = query.where(JOBS.c.id < before_id)
+    query = keyset_slice(query, [JOBS.c.id], after, limit, descending=True)
     return list((await session.execute(query)).all())
 
 

@@ -100,6 +100,12 @@ def as_number(value: Any) -> float:
     return float(value)
 
 
+def as_integer(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError("not an integer")
+    return value
+
+
 def _encode_part(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
 
