@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from spp_shared.contracts.sites import (
     ImportReport,
@@ -23,18 +23,16 @@ from spp_shared.contracts.types import DepartementCode, InseeCommuneCode, Region
 from spp_shared.kit.conditional import NOT_MODIFIED, ConditionalGetDep
 from spp_shared.kit.db import ReadSessionDep, SessionDep
 from spp_shared.kit.errors import ValidationProblem
-from spp_shared.kit.idempotency import Idempotency, idempotency_dependency
+from spp_shared.kit.idempotency import IdempotencyDep
 from spp_shared.kit.pagination import DEFAULT_LIMIT, Page
 from spp_shared.kit.params import Cursor, IfMatch, Limit
 from spp_shared.kit.permissions import Access, Action, allowed
 from spp_sites import serialise, service
 from spp_sites.importer.http import run_import_request
-from spp_sites.models import Site, idempotency_keys
+from spp_sites.models import Site
 from spp_sites.near import MAX_NEAR_CANDIDATES, MAX_NEAR_RADIUS_KM
 
 router = APIRouter(prefix="/v1")
-
-IdempotencyDep = Annotated[Idempotency, Depends(idempotency_dependency(idempotency_keys))]
 
 
 # --- networks -----------------------------------------------------------------
@@ -82,8 +80,6 @@ async def get_network(
 async def create_network(
     data: NetworkCreate, session: SessionDep, idem: IdempotencyDep
 ) -> Response:
-    if (replayed := await idem.replay()) is not None:
-        return replayed
     network = await service.create_network(session, data)
     headers = {"ETag": serialise.network_etag(network), "Location": f"/v1/networks/{network.code}"}
     return await idem.respond(201, serialise.network_out(network), headers)
@@ -197,8 +193,6 @@ async def create_site(
     access: Annotated[Access, allowed(Action.sites_create)],
     idem: IdempotencyDep,
 ) -> Response:
-    if (replayed := await idem.replay()) is not None:
-        return replayed
     site = await service.create_site(session, access, data)
     headers = {"ETag": serialise.site_etag(site), "Location": f"/v1/sites/{site.id}"}
     return await idem.respond(201, serialise.site_out(site), headers)

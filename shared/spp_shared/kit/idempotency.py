@@ -7,16 +7,25 @@ work commit or roll back together: a request that failed leaves no key
 behind and can simply be retried. Only authenticated callers get replays:
 anonymous callers share one identity, and replaying one person's answer to
 another would leak it.
+
+A creating POST takes :data:`IdempotencyDep` after its authorization, and
+answers through it; a retry is answered before the route runs::
+
+    async def create_thing(data: ThingCreate, session: SessionDep, idem: IdempotencyDep):
+        thing = await service.create_thing(session, data)
+        return await idem.respond(201, thing_out(thing), {"Location": ...})
+
+The service declares the table in its metadata (``idempotency_table``) and
+creates it in a migration.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import Header, Request
+from fastapi import Depends, Header, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlalchemy import (
@@ -36,7 +45,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from spp_shared.kit.db import Database, SessionDep, UTCDateTime
-from spp_shared.kit.errors import BadRequest, Conflict, ValidationProblem
+from spp_shared.kit.errors import BadRequest, Conflict, EarlyResponse, ValidationProblem
 from spp_shared.kit.identity import Principal, PrincipalDep
 from spp_shared.kit.retention import delete_in_batches
 
@@ -64,6 +73,11 @@ def idempotency_table(metadata: MetaData) -> Table:
         Column("response_headers", JSON, nullable=True),
         Column("created_at", UTCDateTime(), nullable=False, index=True),
     )
+
+
+# The statements name the table, not its metadata: this one serves every
+# service, whose own metadata declares the same table for its migrations.
+IDEMPOTENCY_KEYS = idempotency_table(MetaData())
 
 
 class InvalidIdempotencyKey(BadRequest):
@@ -125,7 +139,8 @@ class Idempotency:
         return Response(row.response_body, status_code=row.status_code, headers=headers)
 
     async def replay(self) -> Response | None:
-        """The stored response for this key, or None after claiming the key."""
+        """The stored response for this key, or None after claiming the key
+        (:data:`IdempotencyDep` calls it before the route runs)."""
         if self.key is None:
             return None
         row = await self._existing()
@@ -178,35 +193,35 @@ def _request_hash(request: Request, body: bytes) -> str:
     return digest.hexdigest()
 
 
-def idempotency_dependency(table: Table) -> Callable[..., Awaitable[Idempotency]]:
-    """The dependency giving an :class:`Idempotency` bound to ``table``.
+async def _idempotency(
+    request: Request,
+    session: SessionDep,
+    principal: PrincipalDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias=HEADER,
+            description="Any unique value (a UUID): a retry with the same key and "
+            "request replays the first answer instead of creating twice. Kept 24 h.",
+        ),
+    ] = None,
+) -> Idempotency:
+    if idempotency_key is not None and not (
+        0 < len(idempotency_key) <= MAX_KEY_LENGTH and idempotency_key.isprintable()
+    ):
+        raise InvalidIdempotencyKey(f"{HEADER} must be 1-{MAX_KEY_LENGTH} printable characters.")
+    body = await request.body()
+    idem = Idempotency(
+        session, IDEMPOTENCY_KEYS, principal, idempotency_key, _request_hash(request, body)
+    )
+    if (replayed := await idem.replay()) is not None:
+        raise EarlyResponse(replayed)
+    return idem
 
-    Use as ``Annotated[Idempotency, Depends(idempotency_dependency(table))]``.
-    """
 
-    async def dependency(
-        request: Request,
-        session: SessionDep,
-        principal: PrincipalDep,
-        idempotency_key: Annotated[
-            str | None,
-            Header(
-                alias=HEADER,
-                description="Any unique value (a UUID): a retry with the same key and "
-                "request replays the first answer instead of creating twice. Kept 24 h.",
-            ),
-        ] = None,
-    ) -> Idempotency:
-        if idempotency_key is not None and not (
-            0 < len(idempotency_key) <= MAX_KEY_LENGTH and idempotency_key.isprintable()
-        ):
-            raise InvalidIdempotencyKey(
-                f"{HEADER} must be 1-{MAX_KEY_LENGTH} printable characters."
-            )
-        body = await request.body()
-        return Idempotency(session, table, principal, idempotency_key, _request_hash(request, body))
-
-    return dependency
+IdempotencyDep = Annotated[Idempotency, Depends(_idempotency)]
+"""A creating POST's ``Idempotency-Key``: a retry is answered with the first
+answer before the route runs; the route answers with :meth:`Idempotency.respond`."""
 
 
 async def purge_expired(
