@@ -10,9 +10,10 @@ from typing import Any
 import httpx
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
-from sqlalchemy import MetaData, text
+from sqlalchemy import MetaData, Table, text
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
+from spp_shared.kit.db import Database
 from spp_shared.kit.identity import ANONYMOUS, ASSERTION_HEADER, Principal, sign_assertion
 
 # Set to a PostgreSQL URL to run the suite there (README, "Tests on PostgreSQL").
@@ -50,6 +51,19 @@ async def serve_asgi(app: FastAPI, *, as_gateway: bool = True) -> AsyncIterator[
             auth=AsGateway() if as_gateway else None,
         ) as client:
             yield client
+
+
+@asynccontextmanager
+async def database_with(url: str, *tables: MetaData | Table) -> AsyncIterator[Database]:
+    """A :class:`Database` on ``url`` with ``tables`` created, disposed after."""
+    database = Database(url)
+    try:
+        async with database.engine.begin() as conn:
+            for what in tables:
+                await conn.run_sync(what.create_all if isinstance(what, MetaData) else what.create)
+        yield database
+    finally:
+        await database.dispose()
 
 
 @dataclass

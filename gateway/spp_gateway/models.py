@@ -18,6 +18,7 @@ from sqlalchemy import JSON, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from spp_shared.kit.db import UTCDateTime, new_metadata
+from spp_shared.kit.mixins import UlidPrimaryKey, Versioned
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -52,30 +53,24 @@ class ApiKey(Base):
     rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
-class AgentMapping(Base):
+class AgentMapping(UlidPrimaryKey, Versioned, Base):
     __tablename__ = "agent_mappings"
     # Also the index of the sign-in look-up (match = ? AND value = ?).
     __table_args__ = (UniqueConstraint("match", "value"),)
 
-    id: Mapped[str] = mapped_column(String(26), primary_key=True)
     match: Mapped[str] = mapped_column(String(16))
     value: Mapped[str] = mapped_column(String(254))
     network: Mapped[str | None] = mapped_column(String(64), index=True)
     sites: Mapped[list[str]] = mapped_column(JSON)
     roles: Mapped[list[str]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     created_by: Mapped[str] = mapped_column(String(ACTOR_LENGTH))
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    version: Mapped[int] = mapped_column(Integer, default=1)
 
 
-class AuditEvent(Base):
+class AuditEvent(UlidPrimaryKey, Base):
     __tablename__ = "audit_events"
     # Newest first, by (at, id): the listing's keyset.
     __table_args__ = (Index("ix_audit_events_at_id", "at", "id"),)
 
-    # Sortable by time (ULID layout), so the keyset has a stable tie-breaker.
-    id: Mapped[str] = mapped_column(String(26), primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime())
     actor: Mapped[str] = mapped_column(String(ACTOR_LENGTH), index=True)
     actor_kind: Mapped[str] = mapped_column(String(32))

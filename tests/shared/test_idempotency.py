@@ -17,6 +17,7 @@ from spp_shared.kit.db import Database, SessionDep
 from spp_shared.kit.errors import Conflict, install_problem_handlers
 from spp_shared.kit.idempotency import IDEMPOTENCY_KEYS, TTL, IdempotencyDep
 from spp_shared.kit.identity import PRINCIPAL_STATE, Principal, PrincipalKind
+from tests.support import database_with
 
 pytestmark = pytest.mark.anyio
 
@@ -79,12 +80,8 @@ def url(fresh_database_url: Callable[[str], str]) -> str:
 
 @pytest.fixture
 async def db(url: str) -> AsyncIterator[Database]:
-    database = Database(url)
-    async with database.engine.begin() as conn:
-        await conn.run_sync(metadata.create_all)
-        await conn.run_sync(IDEMPOTENCY_KEYS.create)
-    yield database
-    await database.dispose()
+    async with database_with(url, metadata, IDEMPOTENCY_KEYS) as database:
+        yield database
 
 
 @pytest.fixture

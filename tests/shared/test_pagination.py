@@ -24,6 +24,7 @@ from spp_shared.kit.pagination import (
     encode_cursor,
     keyset_slice,
 )
+from tests.support import database_with
 
 pytestmark = pytest.mark.anyio
 
@@ -110,11 +111,8 @@ def url(fresh_database_url: Callable[[str], str]) -> str:
 
 @pytest.fixture
 async def db(url: str) -> AsyncIterator[Database]:
-    database = Database(url)
-    async with database.engine.begin() as conn:
-        await conn.run_sync(metadata.create_all)
-    yield database
-    await database.dispose()
+    async with database_with(url, metadata) as database:
+        yield database
 
 
 async def fill(db: Database, rows: Sequence[tuple[str, datetime]]) -> None:

@@ -331,8 +331,7 @@ class AgentDirectory:
         row.sites = list(sites)
         after = _details(row)
         if after != before:
-            row.updated_at = now()
-            row.version += 1
+            row.changed()
             await session.flush()
             changed = {k: after[k] for k in after if after[k] != before.get(k)}
             await audit.record(

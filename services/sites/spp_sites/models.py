@@ -11,7 +11,6 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Index,
-    Integer,
     String,
     Text,
     UniqueConstraint,
@@ -21,6 +20,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from spp_shared.kit.db import UTCDateTime, new_metadata
 from spp_shared.kit.idempotency import idempotency_table
+from spp_shared.kit.mixins import UlidPrimaryKey, Versioned
 from spp_shared.kit.outbox import outbox_table
 
 
@@ -28,7 +28,7 @@ class Base(DeclarativeBase):
     metadata = new_metadata()
 
 
-class Network(Base):
+class Network(Versioned, Base):
     __tablename__ = "networks"
 
     code: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -39,19 +39,19 @@ class Network(Base):
     results_level: Mapped[str] = mapped_column(String(16), default="site")
     # Names under which the programme's exports know this network.
     aliases: Mapped[list[str]] = mapped_column(JSON(none_as_null=True), default=list)
+    # The first migration gave these a server default; kept, so the schema
+    # is unchanged (every insert sets them).
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=func.now())
-    version: Mapped[int] = mapped_column(Integer, default=1)
 
 
-class Site(Base):
+class Site(UlidPrimaryKey, Versioned, Base):
     __tablename__ = "sites"
     __table_args__ = (
         UniqueConstraint("network_code", "external_code"),
         Index("ix_sites_geo", "latitude", "longitude"),
     )
 
-    id: Mapped[str] = mapped_column(String(26), primary_key=True)
     network_code: Mapped[str] = mapped_column(ForeignKey("networks.code"), index=True)
     external_code: Mapped[str] = mapped_column(String(64))
     sp_code: Mapped[str | None] = mapped_column(String(32), unique=True)
@@ -86,9 +86,6 @@ class Site(Base):
     search_text: Mapped[str] = mapped_column(Text, default="")
     # Digest of the imported fields: lets a re-import tell "unchanged" cheaply.
     content_hash: Mapped[str | None] = mapped_column(String(32))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    version: Mapped[int] = mapped_column(Integer, default=1)
 
 
 idempotency_keys = idempotency_table(Base.metadata)

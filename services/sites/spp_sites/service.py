@@ -101,8 +101,7 @@ async def patch_network(
     for key, value in changes.items():
         setattr(network, key, value)
     if changes:
-        network.updated_at = now()
-        network.version += 1
+        network.changed()
     await session.flush()
     return network
 
@@ -265,8 +264,7 @@ async def patch_site(
         site.parent_id = None
     for key, value in values.items():
         setattr(site, key, value)
-    site.updated_at = now()
-    site.version += 1
+    site.changed()
     try:
         await session.flush()
     except IntegrityError as exc:
@@ -289,8 +287,7 @@ async def close_site(
     site.status_since = data.since or now().date()
     site.reopens_on = data.reopens_on
     site.status_reason = data.reason
-    site.updated_at = now()
-    site.version += 1
+    site.changed()
     site.content_hash = None  # status is content: the next import re-states it
     await session.flush()
     return site
@@ -308,8 +305,7 @@ async def reopen_site(
     site.status_since = now().date()
     site.reopens_on = None
     site.status_reason = None
-    site.updated_at = now()
-    site.version += 1
+    site.changed()
     site.content_hash = None
     await session.flush()
     return site
