@@ -26,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from spp_shared.kit import idempotency, outbox
 from spp_shared.kit.db import Database
 from spp_shared.kit.logging import configure_logging
+from spp_shared.kit.mail import EMAIL_KIND, email_handler
 from spp_shared.kit.retention import DEFAULT_MAX_SECONDS
 from spp_shared.kit.settings import ASSERTION_KEY_ENV, MissingAssertionKey, ServiceSettings
 from spp_shared.kit.worker import Handler, Worker
@@ -114,7 +115,8 @@ def background_commands(
     """``worker`` and ``purge-jobs`` for every service, ``purge-idempotency``
     for those that keep idempotency keys.
 
-    ``handlers`` gives the service's job handlers by kind, from its settings.
+    ``handlers`` gives the service's job handlers by kind, from its settings;
+    every worker also sends e-mail (``send_email``, kit/mail.py).
     """
     commands = {
         "worker": Command(
@@ -146,6 +148,16 @@ def _no_handlers(settings: ServiceSettings) -> Mapping[str, Handler]:
     return {}
 
 
+def worker_handlers(
+    settings: ServiceSettings, service_handlers: Mapping[str, Handler]
+) -> dict[str, Handler]:
+    """The kit's handlers (e-mail) and the service's own, by kind."""
+    kit = {EMAIL_KIND: email_handler(settings.smtp)}
+    if clash := kit.keys() & service_handlers.keys():
+        raise ValueError(f"job kinds the kit already handles: {sorted(clash)}")
+    return kit | dict(service_handlers)
+
+
 def _worker_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--once", action="store_true", help="run the jobs that are due, then exit")
     parser.add_argument("--concurrency", type=int, help="jobs run at once (worker_concurrency)")
@@ -169,7 +181,7 @@ def _run_worker(
         db = Database(settings.database_url, pool_size=2)
         worker = Worker(
             db,
-            handlers(settings),
+            worker_handlers(settings, handlers(settings)),
             concurrency=args.concurrency or settings.worker_concurrency,
             timeout=settings.job_timeout_seconds,
         )

@@ -8,7 +8,7 @@ secrets keep one name everywhere (``SPP_ASSERTION_KEY``).
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -40,6 +40,26 @@ AssertionKey = Annotated[
 ]
 
 
+class SmtpSettings(BaseSettings):
+    """Outgoing e-mail (kit/mail.py), one setting for the whole platform
+    (``SPP_SMTP_HOST``...). Without a host, e-mails are not sent: the worker
+    logs that SMTP is not configured (a development machine needs none)."""
+
+    model_config = SettingsConfigDict(env_prefix="SPP_SMTP_", extra="ignore")
+
+    host: str | None = None
+    port: int = Field(default=587, ge=1, le=65535)
+    from_address: str = "Services Publics+ <ne-pas-repondre@servicespublicsplus.fr>"
+    username: str | None = None
+    password: SecretStr | None = None
+    # starttls: upgrade a plain connection (port 587); implicit: TLS from the
+    # first byte (port 465); none: a relay on a trusted network only.
+    tls: Literal["starttls", "implicit", "none"] = "starttls"
+    validate_certs: bool = True
+    ca_file: str | None = Field(default=None, description="CA bundle of a private relay.")
+    timeout_seconds: float = Field(default=30.0, gt=0)
+
+
 class ServiceSettings(BaseSettings):
     """Base of each service's settings; subclasses set ``env_prefix``."""
 
@@ -60,6 +80,7 @@ class ServiceSettings(BaseSettings):
     # Failed jobs stay for an admin to read, then go (``purge-jobs``): their
     # payloads may hold citizens' words.
     failed_job_retention_days: int = Field(default=30, ge=1)
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
 
 
 class MissingAssertionKey(RuntimeError):
