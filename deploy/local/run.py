@@ -1,8 +1,9 @@
 """`make run`: the whole platform on one machine, on its embedded default (SQLite).
 
 Migrates each service and the gateway, loads reference and demo data, starts
-the four services (:8001-:8004), a development OIDC provider for agents'
-sign-in (:8009) and the gateway (:8000), and stops them all on Ctrl-C.
+the four services (:8001-:8004) and their workers, a development OIDC provider
+for agents' sign-in (:8009) and the gateway (:8000), runs the periodic commands
+on their schedule (CronJobs in production), and stops them all on Ctrl-C.
 Runs with the workspace's interpreter; imports no service (it starts them as
 processes, like production would).
 """
@@ -19,6 +20,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import IO
 
 ROOT = Path(__file__).resolve().parents[2]
 VAR = ROOT / ".var"
@@ -26,6 +28,11 @@ SERVICES = {"sites": 8001, "feedback": 8002, "indicators": 8003, "labelling": 80
 GATEWAY_PORT = 8000
 OIDC_PORT = 8009  # the development OIDC provider (deploy/local/dev_oidc.py)
 OIDC_AUDIENCE = "spp-local"
+# Periodic commands and how often they run, in seconds: (service, command, every).
+PERIODIC: list[tuple[str, str, int]] = [
+    ("sites", "purge-idempotency", 3600),
+    *((name, "purge-jobs", 24 * 3600) for name in SERVICES),
+]
 
 
 def service_env() -> dict[str, str]:
@@ -57,6 +64,44 @@ def wait_healthy(url: str, timeout: float = 30.0) -> bool:
 def port_taken(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+class Schedule:
+    """Runs each periodic command at start, then every so often; never two
+    runs of one command at once. A failure is reported, the platform goes on."""
+
+    def __init__(self, env: dict[str, str], log: IO[bytes]) -> None:
+        self.env, self.log = env, log
+        self.due = [0.0] * len(PERIODIC)
+        self.running: dict[int, subprocess.Popen[bytes]] = {}
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        for i, (service, command, every) in enumerate(PERIODIC):
+            proc = self.running.get(i)
+            if proc is not None:
+                if proc.poll() is None:
+                    continue
+                del self.running[i]
+                if proc.returncode:
+                    print(f"{service} {command} failed; see .var/periodic.log", file=sys.stderr)
+            if now >= self.due[i]:
+                self.due[i] = now + every
+                self.running[i] = subprocess.Popen(
+                    [sys.executable, "-m", f"spp_{service}", command],
+                    env=self.env,
+                    cwd=ROOT,
+                    stdout=self.log,
+                    stderr=self.log,
+                )
+
+    def stop(self) -> None:
+        for proc in self.running.values():
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def _stop(signum: int, frame: object) -> None:
@@ -97,6 +142,7 @@ def main() -> int:
 
     procs: list[subprocess.Popen[bytes]] = []
     log_files = []
+    schedule: Schedule | None = None
     try:
         for name, port in SERVICES.items():
             log = (VAR / f"{name}.log").open("ab")
@@ -148,6 +194,16 @@ def main() -> int:
             if not wait_healthy(url):
                 print(f"{name} did not start; see .var/{name}.log", file=sys.stderr)
                 return 1
+        # Once the services answer: ten interpreters starting at once on a
+        # small machine kept the services past their health deadline.
+        for name in SERVICES:
+            log = (VAR / f"{name}-worker.log").open("ab")
+            log_files.append(log)
+            procs.append(
+                subprocess.Popen(
+                    [py, "-m", f"spp_{name}", "worker"], env=env, cwd=ROOT, stdout=log, stderr=log
+                )
+            )
         print(
             "\nServices Publics+ is running.\n"
             f"  API (gateway):   http://127.0.0.1:{GATEWAY_PORT}/v1/...\n"
@@ -158,17 +214,24 @@ def main() -> int:
             f"  Operations token (/metrics, /readyz details): {ops_token}\n"
             f"    export SPP_OPS_TOKEN={ops_token}\n"
             f"  Agent sign-in (development OIDC provider): http://127.0.0.1:{OIDC_PORT}/token\n"
-            "  Logs: .var/*.log   Databases: .var/*.db\n"
+            "  Logs: .var/*.log (workers: .var/*-worker.log, periodic commands:"
+            " .var/periodic.log)   Databases: .var/*.db\n"
             "Press Ctrl-C to stop.",
             flush=True,
         )
+        log = (VAR / "periodic.log").open("ab")
+        log_files.append(log)
+        schedule = Schedule(env, log)
         while all(p.poll() is None for p in procs):
+            schedule.tick()
             time.sleep(0.5)
         print("a process stopped; see .var/*.log", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 0
     finally:
+        if schedule is not None:
+            schedule.stop()
         for p in procs:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)

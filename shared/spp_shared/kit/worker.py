@@ -115,14 +115,20 @@ class Worker:
         """Take up to ``limit`` due jobs: pending ones whose time has come, and
         running ones whose lease has ended (their worker is gone)."""
         now = self.clock()
+        is_due = (
+            JOBS.c.state.in_([JobState.pending, JobState.running]),
+            JOBS.c.run_after <= now,
+            JOBS.c.kind.in_(sorted(self.handlers)),
+        )
+        # An idle queue is polled with a read: on SQLite the claim below takes
+        # the one write lock, on PostgreSQL it is a write transaction.
+        async with self.db.read_engine.connect() as conn:
+            if (await conn.execute(select(JOBS.c.id).where(*is_due).limit(1))).first() is None:
+                return []
         token = f"{self.name}:{secrets.token_hex(6)}"
         due = (
             select(JOBS.c.id)
-            .where(
-                JOBS.c.state.in_([JobState.pending, JobState.running]),
-                JOBS.c.run_after <= now,
-                JOBS.c.kind.in_(sorted(self.handlers)),
-            )
+            .where(*is_due)
             .order_by(JOBS.c.run_after, JOBS.c.id)
             .limit(limit)
             # Rows another worker is claiming are skipped, not waited for
