@@ -47,9 +47,9 @@ from spp_shared.kit.retention import delete_in_batches
 TABLE_NAME = "outbox_jobs"
 MAX_KIND_LENGTH = 100
 MAX_ERROR_LENGTH = 2000
-# Ten attempts with the worker's default backoff (10 s doubling, capped at an
-# hour) span about an hour and a half: an SMTP or upstream outage of that
-# length is survived without anyone stepping in.
+# Ten attempts with the worker's default backoff (10 s doubling, jittered,
+# capped at an hour) span 45 to 85 minutes: an SMTP or upstream outage of
+# that length is survived without anyone stepping in.
 DEFAULT_MAX_ATTEMPTS = 10
 
 
