@@ -3,8 +3,9 @@
 Every service test runs against a real database: a SQLite file by default,
 PostgreSQL when ``SPP_TEST_DATABASE_URL`` is set (for instance
 ``postgresql+asyncpg://root@127.0.0.1:5432/test``). Each service gets its
-own database, migrated once per session with its real Alembic history;
-each test starts from empty tables plus the reference data.
+own database, migrated once per session with its real Alembic history, and
+one :class:`Database` (engines and pools) for the session, which each test
+empties (plus the reference data) and hands to the app it builds.
 """
 
 from __future__ import annotations
@@ -140,13 +141,43 @@ def sites_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceDB]:
     drop_database(db.url)
 
 
+@pytest.fixture(scope="session")
+async def sites_session_database(sites_db: ServiceDB) -> AsyncIterator[Database]:
+    db = Database(sites_db.url)
+    yield db
+    await db.dispose()
+
+
 @pytest.fixture
-async def sites_app(sites_db: ServiceDB) -> FastAPI:
-    from spp_sites.app import create_app
+async def sites_database(sites_db: ServiceDB, sites_session_database: Database) -> Database:
+    """The sites database, emptied, as the importer and the app take it."""
+    await sites_db.reset(sites_session_database)
+    return sites_session_database
+
+
+def sites_settings(sites_db: ServiceDB) -> Any:
     from spp_sites.settings import SitesSettings
 
-    await sites_db.reset()
-    return create_app(SitesSettings(database_url=sites_db.url, log_json=True, access_log=False))
+    return SitesSettings(database_url=sites_db.url, log_json=True, access_log=False)
+
+
+@pytest.fixture
+def sites_app(sites_db: ServiceDB, sites_database: Database) -> FastAPI:
+    from spp_sites.app import create_app
+
+    return create_app(sites_settings(sites_db), database=sites_database)
+
+
+@pytest.fixture
+def served_sites_app(sites_db: ServiceDB, sites_database: Database) -> FastAPI:
+    """The sites app for a server in another thread, on an emptied database.
+
+    It makes its own :class:`Database`: that thread runs another event loop,
+    where the session's connections cannot be used.
+    """
+    from spp_sites.app import create_app
+
+    return create_app(sites_settings(sites_db))
 
 
 @pytest.fixture
@@ -183,10 +214,15 @@ def gateway_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceDB]:
     drop_database(db.url)
 
 
-@pytest.fixture
-async def gateway_database(gateway_db: ServiceDB) -> AsyncIterator[Database]:
-    """Empty tables and a :class:`Database` on them for one test."""
-    await gateway_db.reset()
+@pytest.fixture(scope="session")
+async def gateway_session_database(gateway_db: ServiceDB) -> AsyncIterator[Database]:
     db = Database(gateway_db.url, pool_size=2)
     yield db
     await db.dispose()
+
+
+@pytest.fixture
+async def gateway_database(gateway_db: ServiceDB, gateway_session_database: Database) -> Database:
+    """Empty tables and a :class:`Database` on them for one test."""
+    await gateway_db.reset(gateway_session_database)
+    return gateway_session_database

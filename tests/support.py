@@ -11,7 +11,7 @@ import httpx
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import MetaData, Table, text
-from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from spp_shared.kit.db import Database
 from spp_shared.kit.identity import ANONYMOUS, ASSERTION_HEADER, Principal, sign_assertion
@@ -72,11 +72,12 @@ class ServiceDB:
     metadata: MetaData
     seed: Callable[[AsyncSession], Awaitable[Any]] | None = None
 
-    async def reset(self) -> None:
-        """Empty every table of the service, then load its reference data."""
-        engine = create_async_engine(self.url)
+    async def reset(self, database: Database | None = None) -> None:
+        """Empty every table of the service, then load its reference data,
+        through ``database`` (else a :class:`Database` made for it)."""
+        db = database or Database(self.url, pool_size=1)
         try:
-            async with engine.begin() as conn:
+            async with db.engine.begin() as conn:
                 if conn.dialect.name == "postgresql":
                     names = ", ".join(f'"{t.name}"' for t in self.metadata.sorted_tables)
                     if names:
@@ -85,8 +86,9 @@ class ServiceDB:
                     for table in reversed(self.metadata.sorted_tables):
                         await conn.execute(table.delete())
             if self.seed is not None:
-                async with AsyncSession(engine, expire_on_commit=False) as session:
+                async with db.sessionmaker() as session:
                     await self.seed(session)
                     await session.commit()
         finally:
-            await engine.dispose()
+            if database is None:
+                await db.dispose()

@@ -105,6 +105,8 @@ class Parts:
 
     upstream: UpstreamClient
     db: Database
+    # False when the caller handed the database in (and disposes of it).
+    owns_db: bool
     api_keys: ApiKeyStore
     agents: AgentDirectory
     limiter: RateLimiter
@@ -124,7 +126,8 @@ def _internal_app(
             await upstream.close()
             await parts.api_keys.close()
             await parts.limiter.close()
-            await parts.db.dispose()
+            if parts.owns_db:
+                await parts.db.dispose()
 
     app = FastAPI(
         # A redirect would name whatever Host the client sent.
@@ -231,16 +234,21 @@ def _oidc(settings: GatewaySettings) -> OidcVerifier | None:
     )
 
 
-def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
+def create_app(
+    settings: GatewaySettings | None = None, *, database: Database | None = None
+) -> ASGIApp:
+    """The gateway. ``database``: one the caller made and keeps (see
+    :func:`spp_shared.kit.app.create_service_app`); else its own from the settings."""
     settings = settings or GatewaySettings()
     configure_logging(settings.log_level, settings.log_json)
     routes = RouteTable(settings.upstream_urls())
     upstream = UpstreamClient(settings)
     metrics = GatewayMetrics(SERVICE_NAME)
-    db = Database(settings.database_url, pool_size=settings.database_pool_size)
+    db = database or Database(settings.database_url, pool_size=settings.database_pool_size)
     parts = Parts(
         upstream=upstream,
         db=db,
+        owns_db=database is None,
         api_keys=ApiKeyStore(
             db,
             cache_seconds=settings.credential_cache_seconds,

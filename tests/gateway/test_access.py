@@ -126,9 +126,9 @@ def _settings(sites_url: str, gateway_url: str, idp_url: str, **extra: Any) -> G
 
 @pytest.fixture
 async def platform_factory(
-    sites_app: FastAPI, gateway_database: Database, idp: Idp
+    served_sites_app: FastAPI, gateway_database: Database, idp: Idp
 ) -> AsyncIterator[Any]:
-    sites = ServedApp(sites_app).start()
+    sites = ServedApp(served_sites_app).start()
     started: list[ServedApp] = []
     clients: list[httpx.AsyncClient] = []
 

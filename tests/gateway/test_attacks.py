@@ -90,9 +90,9 @@ def idp() -> Iterator[Idp]:
 
 @pytest.fixture
 async def gateway(
-    sites_app: FastAPI, gateway_database: Database, idp: Idp
+    served_sites_app: FastAPI, gateway_database: Database, idp: Idp
 ) -> AsyncIterator[httpx.AsyncClient]:
-    sites = ServedApp(sites_app).start()
+    sites = ServedApp(served_sites_app).start()
     settings = GatewaySettings(
         sites_url=sites.url,
         feedback_url=sites.url,

@@ -6,8 +6,6 @@ the same router and gauge from the app factory).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
 import pytest
 
@@ -15,7 +13,7 @@ from spp_shared.kit.db import Database
 from spp_shared.kit.identity import Principal, PrincipalKind, Role
 from spp_shared.kit.outbox import enqueue
 from spp_shared.kit.worker import Job, Worker
-from tests.support import ServiceDB, assertion_headers
+from tests.support import assertion_headers
 
 pytestmark = pytest.mark.anyio
 
@@ -25,10 +23,9 @@ MANAGER = Principal(
 
 
 @pytest.fixture
-async def db(sites_client: httpx.AsyncClient, sites_db: ServiceDB) -> AsyncIterator[Database]:
-    database = Database(sites_db.url, pool_size=2)
-    yield database
-    await database.dispose()
+def db(sites_client: httpx.AsyncClient, sites_database: Database) -> Database:
+    """The database the app under test uses (sites_client's)."""
+    return sites_database
 
 
 async def fail_jobs(db: Database, count: int) -> None:

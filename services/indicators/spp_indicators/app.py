@@ -7,9 +7,12 @@ from fastapi import FastAPI
 from spp_indicators.routes import router
 from spp_indicators.settings import IndicatorsSettings
 from spp_shared.kit.app import create_service_app
+from spp_shared.kit.db import Database
 
 
-def create_app(settings: IndicatorsSettings | None = None) -> FastAPI:
+def create_app(
+    settings: IndicatorsSettings | None = None, *, database: Database | None = None
+) -> FastAPI:
     return create_service_app(
         settings or IndicatorsSettings(),
         title="SP+ indicators",
@@ -18,4 +21,5 @@ def create_app(settings: IndicatorsSettings | None = None) -> FastAPI:
             "publication, results and open data."
         ),
         routers=[router],
+        database=database,
     )

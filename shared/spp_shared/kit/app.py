@@ -65,9 +65,13 @@ def create_service_app(
     routers: Sequence[APIRouter] = (),
     on_startup: Sequence[Hook] = (),
     on_shutdown: Sequence[Hook] = (),
+    database: Database | None = None,
 ) -> FastAPI:
+    """The service's app. ``database``: one the caller made and keeps (tests
+    hand theirs to each app they build), used as it is and never disposed
+    here; without it, the app makes its own from the settings."""
     configure_logging(settings.log_level, settings.log_json)
-    db = Database(
+    db = database or Database(
         settings.database_url, echo=settings.database_echo, pool_size=settings.database_pool_size
     )
 
@@ -80,7 +84,8 @@ def create_service_app(
         finally:
             for hook in on_shutdown:
                 await hook(app)
-            await db.dispose()
+            if database is None:
+                await db.dispose()
 
     app = FastAPI(
         # Behind the gateway a redirect would name the service's own address.
