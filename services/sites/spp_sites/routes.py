@@ -31,6 +31,7 @@ from spp_sites import serialise, service
 from spp_sites.importer.http import run_import_request
 from spp_sites.models import Site
 from spp_sites.near import MAX_NEAR_CANDIDATES, MAX_NEAR_RADIUS_KM
+from spp_sites.settings import SettingsDep
 
 router = APIRouter(prefix="/v1")
 
@@ -238,9 +239,9 @@ async def import_sites(
     dependencies=[allowed(Action.sites_lookup)],
 )
 async def lookup_sites(
-    data: LookupRequest, session: ReadSessionDep, request: Request
+    data: LookupRequest, session: ReadSessionDep, settings: SettingsDep
 ) -> LookupResponse:
-    return await service.lookup(session, data, request.app.state.settings.lookup_max_items)
+    return await service.lookup(session, data, settings.lookup_max_items)
 
 
 @router.get(

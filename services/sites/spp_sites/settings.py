@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+from typing import Annotated
+
+from fastapi import Depends
 from pydantic_settings import SettingsConfigDict
 
-from spp_shared.kit.settings import ServiceSettings
+from spp_shared.kit.settings import ServiceSettings, settings_dependency
 
 
 class SitesSettings(ServiceSettings):
@@ -15,3 +18,6 @@ class SitesSettings(ServiceSettings):
     import_batch_size: int = 2000
     import_max_bytes: int = 512 * 1024 * 1024
     lookup_max_items: int = 10_000
+
+
+SettingsDep = Annotated[SitesSettings, Depends(settings_dependency(SitesSettings))]

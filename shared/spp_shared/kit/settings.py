@@ -8,8 +8,10 @@ secrets keep one name everywhere (``SPP_ASSERTION_KEY``).
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Callable
+from typing import Annotated, Literal, TypeVar
 
+from fastapi import Request
 from pydantic import AfterValidator, AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -96,3 +98,24 @@ def require_assertion_key(key: SecretStr | None) -> str:
     if key is None:
         raise MissingAssertionKey
     return key.get_secret_value()
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def settings_dependency(cls: type[S]) -> Callable[[Request], S]:
+    """The dependency giving the app's settings (built in its factory, so a
+    test's own settings are the ones its routes see), typed as ``cls``.
+
+    Each service declares its alias once, beside its settings class::
+
+        SettingsDep = Annotated[SitesSettings, Depends(settings_dependency(SitesSettings))]
+    """
+
+    def dependency(request: Request) -> S:
+        settings = request.app.state.settings
+        if not isinstance(settings, cls):
+            raise TypeError(f"the app holds {type(settings).__name__}, not {cls.__name__}")
+        return settings
+
+    return dependency
