@@ -21,8 +21,6 @@ from spp_sites.cli import main
 from spp_sites.models import idempotency_keys
 from tests.support import ServiceDB
 
-NOW = datetime.now(UTC)
-
 
 @pytest.fixture
 def sites_url(sites_db: ServiceDB, monkeypatch: pytest.MonkeyPatch) -> str:
@@ -33,6 +31,9 @@ def sites_url(sites_db: ServiceDB, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 async def _add_keys(url: str, ages: dict[str, timedelta]) -> None:
+    # Ages from now, not from the import of this module: a whole suite may
+    # run for minutes before this test, and 23 h 59 min would then be past 24 h.
+    now = datetime.now(UTC)
     db = Database(url, pool_size=1)
     try:
         async with db.sessionmaker() as session, session.begin():
@@ -43,7 +44,7 @@ async def _add_keys(url: str, ages: dict[str, timedelta]) -> None:
                         key=key,
                         request_hash="0" * 64,
                         status_code=201,
-                        created_at=NOW - age,
+                        created_at=now - age,
                     )
                 )
     finally:
@@ -110,6 +111,7 @@ async def test_a_purge_goes_by_batches_and_stops_at_its_time_budget(sites_db: Se
 
 
 async def _add_jobs(url: str) -> None:
+    now = datetime.now(UTC)
     db = Database(url, pool_size=1)
     try:
         async with db.sessionmaker() as session, session.begin():
@@ -120,7 +122,7 @@ async def _add_jobs(url: str) -> None:
                 await session.execute(
                     update(JOBS)
                     .where(JOBS.c.id == job_id)
-                    .values(state=state, created_at=NOW - age, updated_at=NOW - age)
+                    .values(state=state, created_at=now - age, updated_at=now - age)
                 )
     finally:
         await db.dispose()
