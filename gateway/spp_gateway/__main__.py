@@ -27,7 +27,6 @@ import uvicorn
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from spp_gateway.models import MIGRATIONS
 from spp_gateway.server import head_timeout_protocol
@@ -35,7 +34,7 @@ from spp_gateway.settings import GatewaySettings
 from spp_gateway.store.api_keys import ApiKeyStore
 from spp_shared.contracts.access import ApiKeyCreate, ApiKeyOut
 from spp_shared.kit.cli import require_assertion_key
-from spp_shared.kit.db import Database
+from spp_shared.kit.db import Database, WriteSession
 from spp_shared.kit.errors import Problem
 from spp_shared.kit.identity import Principal, PrincipalKind, Role
 from spp_shared.kit.migrations import upgrade
@@ -90,7 +89,7 @@ def _problem_text(exc: Problem) -> str:
 
 
 def _with_store(
-    work: Callable[[AsyncSession, ApiKeyStore], Awaitable[T]],
+    work: Callable[[WriteSession, ApiKeyStore], Awaitable[T]],
 ) -> T:
     """Run ``work`` in one transaction on the gateway's database."""
     url = _database_url()
@@ -173,14 +172,14 @@ def cmd_create(args: argparse.Namespace) -> None:
     except ValidationError as exc:
         raise CommandError(_pydantic_reasons(exc)) from exc
 
-    async def work(session: AsyncSession, store: ApiKeyStore) -> Any:
+    async def work(session: WriteSession, store: ApiKeyStore) -> Any:
         return await store.create_key(session, CLI_ACTOR, data)
 
     _print_secret(_with_store(work))
 
 
 def cmd_list(args: argparse.Namespace) -> None:
-    async def work(session: AsyncSession, store: ApiKeyStore) -> list[ApiKeyOut]:
+    async def work(session: WriteSession, store: ApiKeyStore) -> list[ApiKeyOut]:
         keys: list[ApiKeyOut] = []
         cursor: str | None = None
         while True:
@@ -216,7 +215,7 @@ def cmd_list(args: argparse.Namespace) -> None:
 
 
 def cmd_revoke(args: argparse.Namespace) -> None:
-    async def work(session: AsyncSession, store: ApiKeyStore) -> ApiKeyOut:
+    async def work(session: WriteSession, store: ApiKeyStore) -> ApiKeyOut:
         return await store.revoke_key(session, CLI_ACTOR, args.key_id)
 
     key = _with_store(work)
@@ -224,7 +223,7 @@ def cmd_revoke(args: argparse.Namespace) -> None:
 
 
 def cmd_rotate(args: argparse.Namespace) -> None:
-    async def work(session: AsyncSession, store: ApiKeyStore) -> Any:
+    async def work(session: WriteSession, store: ApiKeyStore) -> Any:
         return await store.rotate_key(session, CLI_ACTOR, args.key_id)
 
     _print_secret(_with_store(work))

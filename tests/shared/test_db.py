@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, text
 
-from spp_shared.kit.db import Database
+from spp_shared.kit.db import Database, ReadSession, WriteSession
 
 pytestmark = pytest.mark.anyio
 
@@ -64,5 +64,17 @@ async def test_a_released_savepoint_does_not_commit_a_failed_transaction(url: st
             await session.rollback()
         async with db.read_sessionmaker() as session:
             assert (await session.execute(text("SELECT count(*) FROM t"))).scalar() == 0
+    finally:
+        await db.dispose()
+
+
+async def test_writes_and_reads_get_sessions_of_their_own_type(url: str) -> None:
+    """The types that keep a read session out of the functions that write."""
+    db = Database(url)
+    try:
+        async with db.sessionmaker() as write, db.read_sessionmaker() as read:
+            assert isinstance(write, WriteSession)
+            assert isinstance(read, ReadSession)
+            assert not isinstance(read, WriteSession)
     finally:
         await db.dispose()

@@ -55,7 +55,7 @@ from spp_shared.contracts.access import (
     normalize_match_value,
     outlives_caller,
 )
-from spp_shared.kit.db import Database
+from spp_shared.kit.db import Database, WriteSession
 from spp_shared.kit.etags import check_if_match, make_etag
 from spp_shared.kit.identity import Principal, PrincipalKind, Role
 from spp_shared.kit.ids import is_ulid, new_ulid
@@ -219,7 +219,7 @@ class AgentDirectory:
     def cached(self) -> int:
         return len(self._cache)
 
-    def _forget_on_commit(self, session: AsyncSession) -> None:
+    def _forget_on_commit(self, session: WriteSession) -> None:
         self.forget_all()
         after_commit(session, self.forget_all)
 
@@ -227,7 +227,7 @@ class AgentDirectory:
 
     async def create_mapping(
         self,
-        session: AsyncSession,
+        session: WriteSession,
         actor: Principal,
         data: AgentMappingCreate,
         *,
@@ -304,7 +304,7 @@ class AgentDirectory:
 
     async def patch_mapping(
         self,
-        session: AsyncSession,
+        session: WriteSession,
         actor: Principal,
         mapping_id: str,
         patch: AgentMappingPatch,
@@ -348,7 +348,7 @@ class AgentDirectory:
 
     async def delete_mapping(
         self,
-        session: AsyncSession,
+        session: WriteSession,
         actor: Principal,
         mapping_id: str,
         if_match: str | None = None,

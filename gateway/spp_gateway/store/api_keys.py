@@ -53,7 +53,7 @@ from spp_shared.contracts.access import (
     grant_issues,
     outlives_caller,
 )
-from spp_shared.kit.db import Database
+from spp_shared.kit.db import Database, WriteSession
 from spp_shared.kit.identity import Principal, PrincipalKind, Role
 from spp_shared.kit.pagination import BY_TIME_AND_ID, Page
 
@@ -113,7 +113,7 @@ class _Credential:
     revoked: bool
 
 
-def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
+def after_commit(session: WriteSession, callback: Callable[[], None]) -> None:
     """Run ``callback`` once the session's transaction commits.
 
     Forgetting a cached credential before the commit is not enough: a look-up
@@ -271,13 +271,13 @@ class ApiKeyStore:
 
     # --- administration (use cases; the caller's session commits) ----------------------
 
-    def _forget_on_commit(self, session: AsyncSession, key_id: str) -> None:
+    def _forget_on_commit(self, session: WriteSession, key_id: str) -> None:
         self.forget(key_id)
         after_commit(session, lambda: self.forget(key_id))
 
     async def create_key(
         self,
-        session: AsyncSession,
+        session: WriteSession,
         actor: Principal,
         data: ApiKeyCreate,
         *,
@@ -382,7 +382,7 @@ class ApiKeyStore:
 
     async def rotate_key(
         self,
-        session: AsyncSession,
+        session: WriteSession,
         actor: Principal,
         key_id: str,
         *,
@@ -415,7 +415,7 @@ class ApiKeyStore:
 
     async def revoke_key(
         self,
-        session: AsyncSession,
+        session: WriteSession,
         actor: Principal,
         key_id: str,
         *,

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from spp_gateway.models import ACTOR_LENGTH, TARGET_LENGTH, AuditEvent
 from spp_gateway.store import repository as repo
 from spp_shared.contracts.access import AuditEventOut
-from spp_shared.kit.db import Database
+from spp_shared.kit.db import Database, WriteSession
 from spp_shared.kit.identity import Principal
 from spp_shared.kit.ids import new_ulid
 from spp_shared.kit.pagination import BY_TIME_AND_ID, Page
@@ -93,7 +93,7 @@ def _event(
 
 
 async def record(
-    session: AsyncSession,
+    session: WriteSession,
     *,
     actor: Principal,
     action: str,

@@ -9,6 +9,7 @@ from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from spp_gateway.models import AgentMapping, ApiKey, AuditEvent, Base
+from spp_shared.kit.db import WriteSession
 from spp_shared.kit.pagination import keyset_slice
 
 # ``for_update``: writers lock the row they read (PostgreSQL), so a check and
@@ -16,7 +17,7 @@ from spp_shared.kit.pagination import keyset_slice
 # row lock: a write transaction holds the database's write lock from BEGIN.
 
 
-async def add(session: AsyncSession, row: Base) -> None:
+async def add(session: WriteSession, row: Base) -> None:
     session.add(row)
     await session.flush()
 
@@ -52,7 +53,7 @@ async def list_api_keys(
 
 
 async def touch_api_key(
-    session: AsyncSession, key_id: str, at: datetime, *, older_than: datetime
+    session: WriteSession, key_id: str, at: datetime, *, older_than: datetime
 ) -> None:
     """Set last_used_at unless a write since ``older_than`` already did.
 
@@ -110,7 +111,7 @@ async def list_mappings(
     return (await session.scalars(stmt)).all()
 
 
-async def delete_mapping(session: AsyncSession, mapping_id: str) -> None:
+async def delete_mapping(session: WriteSession, mapping_id: str) -> None:
     await session.execute(delete(AgentMapping).where(AgentMapping.id == mapping_id))
 
 

@@ -12,6 +12,7 @@ from sqlalchemy import Select, String, and_, bindparam, exists, func, or_, selec
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from spp_shared.kit.db import WriteSession
 from spp_shared.kit.pagination import keyset_slice
 from spp_sites.models import Network, Site
 from spp_sites.near import MAX_NEAR_CANDIDATES
@@ -254,7 +255,7 @@ def _may_parent(parent: Any) -> Any:
     )
 
 
-async def link_parents(session: AsyncSession) -> None:
+async def link_parents(session: WriteSession) -> None:
     """Resolve parent SP+ codes to ids where not resolved yet.
 
     Parents may arrive after their children (in a file, or across imports),
@@ -277,7 +278,7 @@ async def link_parents(session: AsyncSession) -> None:
     )
 
 
-async def unlink_foreign_children(session: AsyncSession, parent_ids: Sequence[str]) -> None:
+async def unlink_foreign_children(session: WriteSession, parent_ids: Sequence[str]) -> None:
     """Unlink the children of ``parent_ids`` (sites that moved) now in another network."""
     if not parent_ids:
         return
@@ -319,7 +320,7 @@ async def ancestry(
     return [(code, network, parent) for code, network, parent in rows]
 
 
-async def unlink_children(session: AsyncSession, parent_id: str) -> None:
+async def unlink_children(session: WriteSession, parent_id: str) -> None:
     await session.execute(
         update(Site)
         .where(Site.parent_id == parent_id)

@@ -26,6 +26,7 @@ from spp_shared.contracts.sites import (
     SiteRef,
     SiteStatus,
 )
+from spp_shared.kit.db import WriteSession
 from spp_shared.kit.errors import ValidationProblem
 from spp_shared.kit.etags import check_if_match
 from spp_shared.kit.pagination import BY_ID, Page
@@ -77,7 +78,7 @@ async def get_network(session: AsyncSession, code: str, *, for_update: bool = Fa
     return network
 
 
-async def create_network(session: AsyncSession, data: NetworkCreate) -> Network:
+async def create_network(session: WriteSession, data: NetworkCreate) -> Network:
     if await repo.get_network(session, data.code) is not None:
         raise DuplicateNetwork(f"The network '{data.code}' already exists.")
     stamp = now()
@@ -91,7 +92,7 @@ async def create_network(session: AsyncSession, data: NetworkCreate) -> Network:
 
 
 async def patch_network(
-    session: AsyncSession, code: str, patch: NetworkPatch, if_match: str | None
+    session: WriteSession, code: str, patch: NetworkPatch, if_match: str | None
 ) -> Network:
     network = await get_network(session, code, for_update=True)
     check_if_match(if_match, network_etag(network))
@@ -157,7 +158,7 @@ def _ensure_reaches(access: Access, site: Site) -> None:
     )
 
 
-async def create_site(session: AsyncSession, access: Access, data: SiteCreate) -> Site:
+async def create_site(session: WriteSession, access: Access, data: SiteCreate) -> Site:
     access.ensure(network=data.network, what=f"the network '{data.network}'")
     ensure_settable(access, (f for f in data.model_fields_set if getattr(data, f) is not None))
     await _ensure_network(session, data.network)
@@ -182,7 +183,7 @@ async def create_site(session: AsyncSession, access: Access, data: SiteCreate) -
     return site
 
 
-async def _relink(session: AsyncSession, site: Site) -> None:
+async def _relink(session: WriteSession, site: Site) -> None:
     """Link the site to its parent and its waiting children, then reload it."""
     await repo.link_parents(session)
     await session.refresh(site)
@@ -217,7 +218,7 @@ def _fields_changing(patch: SitePatch, site: Site) -> set[str]:
 
 
 async def patch_site(
-    session: AsyncSession,
+    session: WriteSession,
     access: Access,
     ref: str,
     patch: SitePatch,
@@ -276,7 +277,7 @@ async def patch_site(
 
 
 async def close_site(
-    session: AsyncSession, access: Access, ref: str, data: SiteClose, if_match: str | None
+    session: WriteSession, access: Access, ref: str, data: SiteClose, if_match: str | None
 ) -> Site:
     site = await resolve_site(session, ref, for_update=True)
     _ensure_reaches(access, site)
@@ -294,7 +295,7 @@ async def close_site(
 
 
 async def reopen_site(
-    session: AsyncSession, access: Access, ref: str, if_match: str | None
+    session: WriteSession, access: Access, ref: str, if_match: str | None
 ) -> Site:
     site = await resolve_site(session, ref, for_update=True)
     _ensure_reaches(access, site)

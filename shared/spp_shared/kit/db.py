@@ -109,15 +109,32 @@ def create_engine(
     )
 
 
+class WriteSession(AsyncSession):
+    """A session in a transaction that commits (``SessionDep``,
+    ``Database.sessionmaker``). Functions that write take it, so a read
+    session handed to them fails type checking: on the autocommit pool each
+    statement would commit alone, half a change kept if the next one failed."""
+
+
+class ReadSession(AsyncSession):
+    """A session on the autocommit read pool (``ReadSessionDep``,
+    ``Database.read_sessionmaker``). Functions that only read take the base
+    ``AsyncSession``: either kind serves them."""
+
+
 class Database:
     def __init__(self, url: str, *, echo: bool = False, pool_size: int = 10) -> None:
         self.url = url
         self.engine = create_engine(url, echo=echo, pool_size=pool_size)
-        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.sessionmaker = async_sessionmaker(
+            self.engine, class_=WriteSession, expire_on_commit=False
+        )
         # Reads need no transaction: their own autocommit pool spares the
         # BEGIN/COMMIT round trips and the reset on return around each SELECT.
         self.read_engine = create_engine(url, echo=echo, pool_size=pool_size, read_only=True)
-        self.read_sessionmaker = async_sessionmaker(self.read_engine, expire_on_commit=False)
+        self.read_sessionmaker = async_sessionmaker(
+            self.read_engine, class_=ReadSession, expire_on_commit=False
+        )
 
     @property
     def is_sqlite(self) -> bool:
@@ -132,7 +149,7 @@ class Database:
         await self.read_engine.dispose()
 
 
-async def session_dependency(request: Request) -> AsyncIterator[AsyncSession]:
+async def session_dependency(request: Request) -> AsyncIterator[WriteSession]:
     """One session per request; commits before the response is sent.
 
     Used with ``scope="function"`` so the commit (or rollback) happens when
@@ -150,10 +167,10 @@ async def session_dependency(request: Request) -> AsyncIterator[AsyncSession]:
             await session.commit()
 
 
-SessionDep = Annotated[AsyncSession, Depends(session_dependency, scope="function")]
+SessionDep = Annotated[WriteSession, Depends(session_dependency, scope="function")]
 
 
-async def read_session_dependency(request: Request) -> AsyncIterator[AsyncSession]:
+async def read_session_dependency(request: Request) -> AsyncIterator[ReadSession]:
     """A session for endpoints that only read: autocommit, nothing to commit.
 
     Each statement sees the latest committed data; a read that needs several
@@ -164,7 +181,7 @@ async def read_session_dependency(request: Request) -> AsyncIterator[AsyncSessio
         yield session
 
 
-ReadSessionDep = Annotated[AsyncSession, Depends(read_session_dependency, scope="function")]
+ReadSessionDep = Annotated[ReadSession, Depends(read_session_dependency, scope="function")]
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -42,9 +42,8 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from spp_shared.kit.db import Database, SessionDep, UTCDateTime
+from spp_shared.kit.db import Database, SessionDep, UTCDateTime, WriteSession
 from spp_shared.kit.errors import BadRequest, Conflict, EarlyResponse, ValidationProblem
 from spp_shared.kit.identity import Principal, PrincipalDep
 from spp_shared.kit.retention import delete_in_batches
@@ -108,7 +107,7 @@ class Idempotency:
 
     def __init__(
         self,
-        session: AsyncSession,
+        session: WriteSession,
         table: Table,
         principal: Principal,
         key: str | None,

@@ -23,10 +23,10 @@ from typing import Annotated
 import aiosmtplib
 import structlog
 from pydantic import BaseModel, Field, ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from spp_shared.contracts.base import single_line
 from spp_shared.contracts.types import Email
+from spp_shared.kit.db import WriteSession
 from spp_shared.kit.outbox import enqueue
 from spp_shared.kit.settings import SmtpSettings
 from spp_shared.kit.worker import Handler, Job, PermanentFailure
@@ -51,7 +51,7 @@ class OutgoingEmail(BaseModel):
 
 
 async def enqueue_email(
-    session: AsyncSession,
+    session: WriteSession,
     *,
     to: list[str],
     subject: str,

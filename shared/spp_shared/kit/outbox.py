@@ -40,7 +40,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from spp_shared.contracts.jobs import JobState
-from spp_shared.kit.db import Database, UTCDateTime, new_metadata
+from spp_shared.kit.db import Database, UTCDateTime, WriteSession, new_metadata
 from spp_shared.kit.pagination import keyset_slice
 from spp_shared.kit.retention import delete_in_batches
 
@@ -98,7 +98,7 @@ def _now() -> datetime:
 
 
 async def enqueue(
-    session: AsyncSession,
+    session: WriteSession,
     kind: str,
     payload: Mapping[str, Any],
     *,
