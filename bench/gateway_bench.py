@@ -321,7 +321,8 @@ def main() -> None:
     subprocess.run([py, "-m", "spp_gateway", "migrate"], env=env, check=True, capture_output=True)
     # A direct call must carry what the gateway would send (services refuse
     # calls without an assertion): an anonymous one, signed once for the run.
-    from spp_shared.kit.identity import ANONYMOUS, Principal, PrincipalKind, Role, sign_assertion
+    from spp_shared.contracts.permissions import Role
+    from spp_shared.kit.identity import ANONYMOUS, Principal, PrincipalKind, sign_assertion
 
     direct_principal = ANONYMOUS
     if args.post_lookup:  # the look-up is for signed-in callers

@@ -42,8 +42,9 @@ import asyncpg
 import httpx
 from asgi_lifespan import LifespanManager
 
+from spp_shared.contracts.permissions import Role
 from spp_shared.kit.db import Database
-from spp_shared.kit.identity import Principal, PrincipalKind, Role, sign_assertion
+from spp_shared.kit.identity import Principal, PrincipalKind, sign_assertion
 from spp_shared.kit.migrations import upgrade
 from spp_shared.kit.settings import ASSERTION_KEY_ENV
 from spp_sites.app import create_app

@@ -24,8 +24,9 @@ from sqlalchemy import MetaData
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from spp_shared.contracts.permissions import Role
 from spp_shared.kit.db import Database
-from spp_shared.kit.identity import Principal, PrincipalKind, Role
+from spp_shared.kit.identity import Principal, PrincipalKind
 from spp_shared.kit.migrations import upgrade
 from spp_shared.kit.settings import ASSERTION_KEY_ENV
 from tests.support import PG_URL_ENV, TEST_ASSERTION_KEY, ServiceDB, assertion_headers, serve_asgi

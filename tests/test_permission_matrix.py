@@ -1,6 +1,7 @@
 """The permission matrix, cell by cell, against the running services.
 
-For every action of spp_shared.kit.permissions.MATRIX and every role, one
+For every action of every service (spp_shared.contracts.access.ACTIONS) and
+every role, one
 real request is made as a caller holding only that role: a granted cell must
 succeed, a refused one must answer 401 (anonymous) or 403. Scoped grants are
 checked at the object too: the same request on another network's object is
@@ -23,20 +24,16 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
+from spp_shared.contracts.access import ACTIONS, GatewayAction
+from spp_shared.contracts.indicators import IndicatorsAction
+from spp_shared.contracts.jobs import JobsAction
+from spp_shared.contracts.permissions import ROLES, Action, Role, Scope
+from spp_shared.contracts.sites import SitesAction
 from spp_shared.kit.db import Database
 from spp_shared.kit.errors import install_problem_handlers
-from spp_shared.kit.identity import ANONYMOUS, AssertionGuard, Principal, PrincipalKind, Role
+from spp_shared.kit.identity import ANONYMOUS, AssertionGuard, Principal, PrincipalKind
 from spp_shared.kit.migrations import migrate_and_seed
-from spp_shared.kit.permissions import (
-    MATRIX,
-    ROLES,
-    Action,
-    Scope,
-    api_routes,
-    declared_actions,
-    iter_cells,
-    render_markdown,
-)
+from spp_shared.kit.permissions import api_routes, declared_actions, iter_cells, render_markdown
 from tests.sites.fixtures import PARIS_12, VALSERHONE
 from tests.support import TEST_ASSERTION_KEY, assertion_headers, serve_asgi
 
@@ -189,20 +186,20 @@ async def _jobs_read(w: World, p: Principal, target: str) -> httpx.Response:
 
 
 CASES: dict[Action, Case] = {
-    Action.networks_read: _networks_read,
-    Action.networks_create: _networks_create,
-    Action.networks_update: _networks_update,
-    Action.sites_read: _sites_read,
-    Action.sites_lookup: _sites_lookup,
-    Action.sites_create: _sites_create,
-    Action.sites_update: _sites_update,
-    Action.sites_close: _sites_close,
-    Action.sites_import: _sites_import,
-    Action.commitments_read: _commitments_read,
-    Action.api_keys_manage: _api_keys_manage,
-    Action.agent_mappings_manage: _agent_mappings_manage,
-    Action.audit_read: _audit_read,
-    Action.jobs_read: _jobs_read,
+    SitesAction.networks_read: _networks_read,
+    SitesAction.networks_create: _networks_create,
+    SitesAction.networks_update: _networks_update,
+    SitesAction.sites_read: _sites_read,
+    SitesAction.sites_lookup: _sites_lookup,
+    SitesAction.sites_create: _sites_create,
+    SitesAction.sites_update: _sites_update,
+    SitesAction.sites_close: _sites_close,
+    SitesAction.sites_import: _sites_import,
+    IndicatorsAction.commitments_read: _commitments_read,
+    GatewayAction.api_keys_manage: _api_keys_manage,
+    GatewayAction.agent_mappings_manage: _agent_mappings_manage,
+    GatewayAction.audit_read: _audit_read,
+    JobsAction.jobs_read: _jobs_read,
 }
 
 SERVICE_APPS = ("sites", "indicators")
@@ -273,7 +270,7 @@ def _refused_status(role: Role) -> int:
 
 async def test_every_cell_of_the_matrix(world: World) -> None:
     checked = 0
-    for action, role, scope in iter_cells():
+    for action, role, scope in iter_cells(ACTIONS.values()):
         case = CASES[action]
         principal = principal_for(role, world)
         resp = await case(world, principal, "own")
@@ -283,19 +280,19 @@ async def test_every_cell_of_the_matrix(world: World) -> None:
             assert resp.headers["content-type"] == "application/problem+json", where
         else:
             assert resp.status_code < 300, f"{where}: {resp.status_code} {resp.text}"
-            if action is Action.sites_import:  # a dry run answers 200 whatever it refuses
+            if action is SitesAction.sites_import:  # a dry run answers 200 whatever it refuses
                 assert resp.json()["rejected"] == 0, f"{where}: {resp.text}"
             if scope in (Scope.network, Scope.site):
                 foreign = await case(world, principal, "other")
                 # An import reports the other network's rows as rejected.
-                if action is Action.sites_import:
+                if action is SitesAction.sites_import:
                     report = foreign.json()
                     assert report["rejected"] == 1, f"{where} (other network): {foreign.text}"
                     assert report["rejected_rows"][0]["field"] == "network", report
                 else:
                     assert foreign.status_code == 403, f"{where} (other network): {foreign.text}"
         checked += 1
-    assert checked == len(Action) * len(ROLES)
+    assert checked == len(ACTIONS) * len(ROLES)
 
 
 async def test_an_agent_changes_only_the_practical_fields_of_its_own_site(world: World) -> None:
@@ -332,7 +329,7 @@ async def test_scopes_narrow_what_roles_allow(world: World) -> None:
         subject="import-only",
         kind=PrincipalKind.api_key,
         roles=[Role.network_manager],
-        scopes=[Action.sites_import.value],
+        scopes=[SitesAction.sites_import.value],
         network=OWN_NETWORK,
     )
     refused = await _sites_close(world, import_only, "own")
@@ -354,20 +351,35 @@ def _apps() -> dict[str, FastAPI]:
 
 
 SERVICES_WITH_API = ("sites", "feedback", "indicators", "labelling")
+# The actions each app owns: its endpoints declare these and no others.
+# Every service also serves the kit's jobs list (JobsAction).
+OWN_ACTIONS: dict[str, frozenset[Action]] = {
+    "sites": frozenset(SitesAction) | frozenset(JobsAction),
+    "feedback": frozenset(JobsAction),
+    "indicators": frozenset(IndicatorsAction) | frozenset(JobsAction),
+    "labelling": frozenset(JobsAction),
+    "gateway": frozenset(GatewayAction),
+}
 
 
-def test_every_endpoint_declares_exactly_one_action() -> None:
+def test_every_endpoint_declares_exactly_one_action_of_its_own_service() -> None:
     used: set[Action] = set()
     for name, app in _apps().items():
         for route in _app_routes(app):
             actions = declared_actions(route)
             assert len(actions) == 1, f"{name} {route.methods} {route.path}: {actions}"
+            assert actions[0] in OWN_ACTIONS[name], f"{name} {route.path}: {actions[0]!r}"
             used.add(actions[0])
-    assert used == set(Action), f"actions no endpoint declares: {set(Action) - used}"
-    assert set(CASES) == set(Action), f"actions without a case: {set(Action) - set(CASES)}"
+    every = set(ACTIONS.values())
+    assert used == every, f"actions no endpoint declares: {every - used}"
+    assert set(CASES) == every, f"actions without a case: {every - set(CASES)}"
+
+
+def test_the_platform_lists_every_service_once() -> None:
+    assert set(ACTIONS.values()) == set().union(*OWN_ACTIONS.values())
+    assert all(a.description and a.grants for a in ACTIONS.values())
 
 
 def test_docs_show_the_matrix_as_the_code_has_it() -> None:
     doc = (Path(__file__).parents[1] / "docs" / "permissions.md").read_text()
-    assert render_markdown() in doc, "run `make docs` to render docs/permissions.md"
-    assert set(MATRIX) == set(Action)
+    assert render_markdown(ACTIONS.values()) in doc, "run `make docs` to render docs/permissions.md"

@@ -1,19 +1,25 @@
-"""Write docs/permissions.md from the matrix in spp_shared.kit.permissions (`make docs`)."""
+"""Write docs/permissions.md from every service's actions (`make docs`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from spp_shared.contracts.access import ACTIONS
 from spp_shared.kit.permissions import render_markdown
 
 DOC = Path(__file__).parents[1] / "docs" / "permissions.md"
 
 INTRO = """# Permission matrix
 
-Rendered from `shared/spp_shared/kit/permissions.py` by `make docs`; edit the
-code, not this table. `tests/test_permission_matrix.py` makes one real request
-per cell (and one on another network's object for scoped cells), and checks
-that every endpoint declares exactly one of these actions.
+Rendered by `make docs` from the actions each service declares in its
+contract (`SitesAction` in `shared/spp_shared/contracts/sites.py`,
+`IndicatorsAction` in `contracts/indicators.py`, the gateway's
+`GatewayAction` in `contracts/access.py`, and `JobsAction` in
+`contracts/jobs.py` for the jobs list every service serves); edit the code,
+not this table.
+`tests/test_permission_matrix.py` makes one real request per cell (and one on
+another network's object for scoped cells), and checks that every endpoint
+declares exactly one of these actions, one of its own service's.
 
 Who is calling is established by the gateway (bootstrap token, API key, agent
 OIDC token, or nobody); the services read it from the signed assertion and
@@ -60,7 +66,7 @@ RULES = """
 
 
 def render() -> str:
-    return INTRO + render_markdown() + RULES
+    return INTRO + render_markdown(ACTIONS.values()) + RULES
 
 
 def main() -> None:

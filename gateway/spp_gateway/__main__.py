@@ -33,10 +33,11 @@ from spp_gateway.server import head_timeout_protocol
 from spp_gateway.settings import GatewaySettings
 from spp_gateway.store.api_keys import ApiKeyStore
 from spp_shared.contracts.access import ApiKeyCreate, ApiKeyOut
+from spp_shared.contracts.permissions import Role
 from spp_shared.kit.cli import require_assertion_key
 from spp_shared.kit.db import Database, WriteSession
 from spp_shared.kit.errors import Problem
-from spp_shared.kit.identity import Principal, PrincipalKind, Role
+from spp_shared.kit.identity import Principal, PrincipalKind
 from spp_shared.kit.migrations import upgrade
 
 T = TypeVar("T")

@@ -28,6 +28,7 @@ from spp_shared.contracts.access import (
     ApiKeyCreated,
     ApiKeyOut,
     AuditEventOut,
+    GatewayAction,
     MatchKind,
     UtcDatetime,
 )
@@ -38,14 +39,14 @@ from spp_shared.kit.db import ReadSessionDep, SessionDep
 from spp_shared.kit.errors import PROBLEM_RESPONSES, request_id_of
 from spp_shared.kit.pagination import DEFAULT_LIMIT, Page
 from spp_shared.kit.params import Cursor, IfMatch, Limit
-from spp_shared.kit.permissions import Access, Action, allowed
+from spp_shared.kit.permissions import Access, allowed
 
 # Every problem the gateway's own resources answer, declared like the services do.
 router = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
 
 
-ManageKeys = Annotated[Access, allowed(Action.api_keys_manage)]
-ManageMappings = Annotated[Access, allowed(Action.agent_mappings_manage)]
+ManageKeys = Annotated[Access, allowed(GatewayAction.api_keys_manage)]
+ManageMappings = Annotated[Access, allowed(GatewayAction.agent_mappings_manage)]
 
 # A caller acts only on credentials no wider than its own (a key narrowed by
 # scopes to managing keys or mappings must not undo the administrators').
@@ -294,7 +295,7 @@ async def delete_agent_mapping(
     "/audit-events",
     tags=["audit"],
     summary="Read the audit log, newest first",
-    dependencies=[allowed(Action.audit_read)],
+    dependencies=[allowed(GatewayAction.audit_read)],
 )
 async def list_audit_events(
     session: ReadSessionDep,

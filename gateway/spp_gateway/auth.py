@@ -21,7 +21,8 @@ import aiohttp
 
 from spp_gateway.oidc import InvalidToken, OidcUnavailable, OidcVerifier, looks_like_jwt
 from spp_gateway.store.errors import StoreUnavailable
-from spp_shared.kit.identity import ANONYMOUS, Principal, PrincipalKind, Role, sign_assertion
+from spp_shared.contracts.permissions import Role
+from spp_shared.kit.identity import ANONYMOUS, Principal, PrincipalKind, sign_assertion
 
 BOOTSTRAP_PRINCIPAL = Principal(
     subject="bootstrap-admin", kind=PrincipalKind.bootstrap, roles=[Role.programme_admin]

@@ -38,8 +38,9 @@ import coredis
 import httpx
 import pytest
 
+from spp_shared.contracts.permissions import Role
 from spp_shared.kit.errors import PROBLEM_MEDIA_TYPE
-from spp_shared.kit.identity import Principal, PrincipalKind, Role, sign_assertion
+from spp_shared.kit.identity import Principal, PrincipalKind, sign_assertion
 from tests.e2e.processes import free_port, stop, wait_ready
 from tests.support import assertion_headers
 

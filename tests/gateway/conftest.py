@@ -25,8 +25,9 @@ from pydantic import BaseModel
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from spp_gateway import GatewaySettings, create_app
+from spp_shared.contracts.permissions import Role
 from spp_shared.kit.db import Database
-from spp_shared.kit.identity import ANONYMOUS, PRINCIPAL_STATE, Principal, PrincipalKind, Role
+from spp_shared.kit.identity import ANONYMOUS, PRINCIPAL_STATE, Principal, PrincipalKind
 from tests.support import ServiceDB
 
 BOOTSTRAP_TOKEN = "test-bootstrap-token-0123456789abcdef"

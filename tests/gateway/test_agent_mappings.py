@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from spp_gateway.store.agents import AgentDirectory, candidates
-from spp_shared.kit.identity import PrincipalKind, Role
+from spp_shared.contracts.permissions import Role
+from spp_shared.kit.identity import PrincipalKind
 
 from .conftest import Admin, as_principal
 

@@ -32,17 +32,18 @@ from spp_gateway.models import AuditEvent
 from spp_gateway.oidc import InvalidToken, OidcConfig, OidcVerifier
 from spp_gateway.store import AgentDirectory, ApiKeyStore, record_request, repository
 from spp_gateway.store import api_keys as api_keys_module
+from spp_gateway.store.grants import escalation_issues
 from spp_gateway.store.keys import new_key, new_key_id
 from spp_shared.contracts.access import (
     AgentMappingCreate,
     AgentMappingPatch,
     ApiKeyCreate,
-    escalation_issues,
+    GatewayAction,
 )
+from spp_shared.contracts.permissions import Role
 from spp_shared.kit.db import Database
 from spp_shared.kit.errors import Forbidden
-from spp_shared.kit.identity import Principal, PrincipalKind, Role
-from spp_shared.kit.permissions import Action
+from spp_shared.kit.identity import Principal, PrincipalKind
 
 from .conftest import BOOTSTRAP_TOKEN, Admin, ServedApp, as_principal
 
@@ -778,7 +779,5 @@ def test_cors_origins_that_match_no_browser_are_refused(origin: str) -> None:
 def test_every_manage_action_is_admin_only() -> None:
     """escalation_issues leans on it: only programme admins manage credentials,
     so a grant it compares is never wider than 'any'."""
-    from spp_shared.kit.permissions import MATRIX
-
-    for action in (Action.api_keys_manage, Action.agent_mappings_manage, Action.audit_read):
-        assert set(MATRIX[action]) == {Role.programme_admin}
+    for action in GatewayAction:
+        assert set(action.grants) == {Role.programme_admin}

@@ -13,7 +13,8 @@ import httpx
 import pytest
 
 from spp_gateway.routes import ROUTES
-from spp_shared.kit.identity import Role, verify_assertion
+from spp_shared.contracts.permissions import Role
+from spp_shared.kit.identity import verify_assertion
 from tests.support import TEST_ASSERTION_KEY
 
 from .conftest import (

@@ -10,8 +10,9 @@ from sqlalchemy import event
 
 from spp_gateway.store import AgentDirectory, ApiKeyStore
 from spp_shared.contracts.access import AgentMappingCreate, ApiKeyCreate
+from spp_shared.contracts.permissions import Role
 from spp_shared.kit.db import Database
-from spp_shared.kit.identity import Principal, PrincipalKind, Role
+from spp_shared.kit.identity import Principal, PrincipalKind
 
 pytestmark = pytest.mark.anyio
 

@@ -7,7 +7,8 @@ import pytest
 from spp_gateway.auth import Authenticator, InvalidCredentials
 from spp_gateway.routes import ROUTES, RouteTable, route_key
 from spp_gateway.settings import GatewaySettings
-from spp_shared.kit.identity import ANONYMOUS, Principal, PrincipalKind, Role, verify_assertion
+from spp_shared.contracts.permissions import Role
+from spp_shared.kit.identity import ANONYMOUS, Principal, PrincipalKind, verify_assertion
 
 KEY = "k" * 40
 

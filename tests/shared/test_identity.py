@@ -4,11 +4,11 @@ import time
 
 import pytest
 
+from spp_shared.contracts.permissions import Role
 from spp_shared.kit.identity import (
     InvalidAssertion,
     Principal,
     PrincipalKind,
-    Role,
     sign_assertion,
     verify_assertion,
 )

@@ -9,10 +9,11 @@ from fastapi import FastAPI
 
 from spp_shared.clients import sites as sites_client_module
 from spp_shared.clients.sites import SitesClient
+from spp_shared.contracts.permissions import Role
 from spp_shared.contracts.sites import SiteRef
 from spp_shared.kit.http_client import PeerError
 from spp_shared.kit.identity import ANONYMOUS as ANONYMOUS_PRINCIPAL
-from spp_shared.kit.identity import Principal, PrincipalKind, Role, sign_assertion
+from spp_shared.kit.identity import Principal, PrincipalKind, sign_assertion
 from tests.sites.fixtures import BRON, VICO
 from tests.support import TEST_ASSERTION_KEY
 

@@ -7,7 +7,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from spp_shared.kit.identity import Principal, PrincipalKind, Role
+from spp_shared.contracts.permissions import Role
+from spp_shared.kit.identity import Principal, PrincipalKind
 from tests.sites.fixtures import BRON, VICO
 from tests.support import assertion_headers
 

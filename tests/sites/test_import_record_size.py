@@ -17,8 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from spp_shared.contracts.permissions import Role
 from spp_shared.kit.db import Database
-from spp_shared.kit.identity import Principal, PrincipalKind, Role
+from spp_shared.kit.identity import Principal, PrincipalKind
 from spp_sites.importer import run_import
 from spp_sites.importer.formats import Container
 from spp_sites.importer.rows import (

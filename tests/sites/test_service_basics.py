@@ -59,7 +59,8 @@ async def test_health_ready_metrics(sites_client: httpx.AsyncClient) -> None:
 async def test_assertion_signed_with_another_key_is_refused(
     sites_client: httpx.AsyncClient,
 ) -> None:
-    from spp_shared.kit.identity import Principal, PrincipalKind, Role
+    from spp_shared.contracts.permissions import Role
+    from spp_shared.kit.identity import Principal, PrincipalKind
     from tests.support import assertion_headers
 
     admin = Principal(subject="x", kind=PrincipalKind.bootstrap, roles=[Role.programme_admin])

@@ -13,7 +13,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from spp_shared.kit.identity import Principal, PrincipalKind, Role
+from spp_shared.contracts.permissions import Role
+from spp_shared.kit.identity import Principal, PrincipalKind
 from tests.sites.test_import import post_import
 from tests.sites.test_sites_api import create, etag
 from tests.support import assertion_headers

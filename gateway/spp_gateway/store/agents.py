@@ -43,21 +43,19 @@ from spp_gateway.store.errors import (
     InvalidGrant,
     StoreUnavailable,
 )
+from spp_gateway.store.grants import FieldIssue, escalation_issues, grant_issues, outlives_caller
 from spp_shared.contracts.access import (
     AGENT_ROLES,
     AgentMappingCreate,
     AgentMappingOut,
     AgentMappingPatch,
-    FieldIssue,
     MatchKind,
-    escalation_issues,
-    grant_issues,
     normalize_match_value,
-    outlives_caller,
 )
+from spp_shared.contracts.permissions import Role
 from spp_shared.kit.db import Database, WriteSession
 from spp_shared.kit.etags import check_if_match, make_etag
-from spp_shared.kit.identity import Principal, PrincipalKind, Role
+from spp_shared.kit.identity import Principal, PrincipalKind
 from spp_shared.kit.ids import is_ulid, new_ulid
 from spp_shared.kit.pagination import BY_ID, Page
 

@@ -34,6 +34,7 @@ from spp_gateway.store.errors import (
     InvalidGrant,
     StoreUnavailable,
 )
+from spp_gateway.store.grants import FieldIssue, escalation_issues, grant_issues, outlives_caller
 from spp_gateway.store.keys import (
     hash_key,
     is_key_id,
@@ -48,13 +49,10 @@ from spp_shared.contracts.access import (
     ApiKeyCreate,
     ApiKeyCreated,
     ApiKeyOut,
-    FieldIssue,
-    escalation_issues,
-    grant_issues,
-    outlives_caller,
 )
+from spp_shared.contracts.permissions import Role
 from spp_shared.kit.db import Database, WriteSession
-from spp_shared.kit.identity import Principal, PrincipalKind, Role
+from spp_shared.kit.identity import Principal, PrincipalKind
 from spp_shared.kit.pagination import BY_TIME_AND_ID, Page
 
 log = structlog.get_logger("spp.gateway.api_keys")

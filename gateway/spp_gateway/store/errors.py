@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from spp_shared.contracts.access import FieldIssue
+from spp_gateway.store.grants import FieldIssue
 from spp_shared.kit.errors import Conflict, Forbidden, NotFound, ValidationProblem
 
 

@@ -8,13 +8,13 @@ from fastapi import APIRouter, Path
 
 from spp_indicators import service
 from spp_indicators.serialise import commitment_out
-from spp_shared.contracts.indicators import CommitmentOut
+from spp_shared.contracts.indicators import CommitmentOut, IndicatorsAction
 from spp_shared.kit.db import ReadSessionDep
 from spp_shared.kit.pagination import Page
-from spp_shared.kit.permissions import Action, allowed
+from spp_shared.kit.permissions import allowed
 
 router = APIRouter(
-    prefix="/v1", tags=["commitments"], dependencies=[allowed(Action.commitments_read)]
+    prefix="/v1", tags=["commitments"], dependencies=[allowed(IndicatorsAction.commitments_read)]
 )
 
 

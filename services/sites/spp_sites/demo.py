@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from spp_shared.contracts.permissions import Role
 from spp_shared.kit.db import Database
-from spp_shared.kit.identity import Principal, PrincipalKind, Role
+from spp_shared.kit.identity import Principal, PrincipalKind
 from spp_sites import repository as repo
 from spp_sites.importer import import_file
 

@@ -1,7 +1,8 @@
 """The registry's own rules on top of the platform's permission matrix.
 
-The matrix (spp_shared.kit.permissions) says who may perform an action and
-how far the grant reaches; this module adds what only the registry knows:
+The registry's rows of the matrix (``SitesAction`` in its contract,
+spp_shared.contracts.sites) say who may perform an action and how far the
+grant reaches; this module adds what only the registry knows:
 which fields a grant may set (an agent: the practical information of their
 own site; a network key: anything but the SP+ code), and whether a grant
 reaches a network named in an import row.
@@ -11,9 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from spp_shared.contracts.permissions import Scope
+from spp_shared.contracts.sites import SitesAction
 from spp_shared.kit.errors import Forbidden
 from spp_shared.kit.identity import Principal
-from spp_shared.kit.permissions import Access, Action, Scope, grant
+from spp_shared.kit.permissions import Access, grant
 
 # An agent keeps the practical information of their own site up to date;
 # identity, network, codes and geography belong to the head office.
@@ -24,13 +27,13 @@ AGENT_FIELDS = frozenset({"opening_hours", "contact", "accessibility"})
 PROGRAMME_FIELDS = frozenset({"sp_code"})
 
 
-def may_reach(principal: Principal, action: Action, network: str) -> bool:
+def may_reach(principal: Principal, action: SitesAction, network: str) -> bool:
     scope = grant(principal, action)
     return scope is not None and Access(principal, action, scope).reaches(network=network)
 
 
 def may_create_networks(principal: Principal) -> bool:
-    return grant(principal, Action.networks_create) is not None
+    return grant(principal, SitesAction.networks_create) is not None
 
 
 def refused_fields(access: Access, fields: Iterable[str]) -> list[str]:

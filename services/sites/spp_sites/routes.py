@@ -17,6 +17,7 @@ from spp_shared.contracts.sites import (
     SiteCreate,
     SiteOut,
     SitePatch,
+    SitesAction,
     SiteStatus,
 )
 from spp_shared.contracts.types import DepartementCode, InseeCommuneCode, RegionCode, Siret
@@ -26,7 +27,7 @@ from spp_shared.kit.errors import ValidationProblem
 from spp_shared.kit.idempotency import IdempotencyDep
 from spp_shared.kit.pagination import DEFAULT_LIMIT, Page
 from spp_shared.kit.params import Cursor, IfMatch, Limit
-from spp_shared.kit.permissions import Access, Action, allowed
+from spp_shared.kit.permissions import Access, allowed
 from spp_sites import serialise, service
 from spp_sites.importer.http import run_import_request
 from spp_sites.models import Site
@@ -43,7 +44,7 @@ router = APIRouter(prefix="/v1")
     "/networks",
     tags=["networks"],
     summary="List networks",
-    dependencies=[allowed(Action.networks_read)],
+    dependencies=[allowed(SitesAction.networks_read)],
 )
 async def list_networks(
     session: ReadSessionDep,
@@ -60,7 +61,7 @@ async def list_networks(
     response_model=NetworkOut,
     responses=NOT_MODIFIED,
     summary="Get a network",
-    dependencies=[allowed(Action.networks_read)],
+    dependencies=[allowed(SitesAction.networks_read)],
 )
 async def get_network(
     code: str, session: ReadSessionDep, conditional: ConditionalGetDep
@@ -76,7 +77,7 @@ async def get_network(
     status_code=status.HTTP_201_CREATED,
     response_model=NetworkOut,
     summary="Create a network",
-    dependencies=[allowed(Action.networks_create)],
+    dependencies=[allowed(SitesAction.networks_create)],
 )
 async def create_network(
     data: NetworkCreate, session: SessionDep, idem: IdempotencyDep
@@ -90,7 +91,7 @@ async def create_network(
     "/networks/{code}",
     tags=["networks"],
     summary="Change a network (If-Match)",
-    dependencies=[allowed(Action.networks_update)],
+    dependencies=[allowed(SitesAction.networks_update)],
 )
 async def patch_network(
     code: str,
@@ -132,7 +133,7 @@ def _parse_near(near: str | None) -> tuple[float, float] | None:
     "/sites",
     tags=["sites"],
     summary="List and search sites",
-    dependencies=[allowed(Action.sites_read)],
+    dependencies=[allowed(SitesAction.sites_read)],
 )
 async def list_sites(
     request: Request,
@@ -191,7 +192,7 @@ async def list_sites(
 async def create_site(
     data: SiteCreate,
     session: SessionDep,
-    access: Annotated[Access, allowed(Action.sites_create)],
+    access: Annotated[Access, allowed(SitesAction.sites_create)],
     idem: IdempotencyDep,
 ) -> Response:
     site = await service.create_site(session, access, data)
@@ -221,7 +222,7 @@ async def create_site(
 )
 async def import_sites(
     request: Request,
-    access: Annotated[Access, allowed(Action.sites_import)],
+    access: Annotated[Access, allowed(SitesAction.sites_import)],
     dry_run: Annotated[bool, Query(description="Validate only; write nothing.")] = False,
     keep_valid: Annotated[
         bool, Query(description="Write the valid rows even if some are rejected.")
@@ -236,7 +237,7 @@ async def import_sites(
     "/sites/lookup",
     tags=["sites"],
     summary="Bulk look-up of sites (services)",
-    dependencies=[allowed(Action.sites_lookup)],
+    dependencies=[allowed(SitesAction.sites_lookup)],
 )
 async def lookup_sites(
     data: LookupRequest, session: ReadSessionDep, settings: SettingsDep
@@ -250,7 +251,7 @@ async def lookup_sites(
     response_model=SiteOut,
     responses=NOT_MODIFIED,
     summary="Get a site by id, SP+ code or network:code",
-    dependencies=[allowed(Action.sites_read)],
+    dependencies=[allowed(SitesAction.sites_read)],
 )
 async def get_site(ref: str, session: ReadSessionDep, conditional: ConditionalGetDep) -> SiteOut:
     site = await service.resolve_site(session, ref)
@@ -263,7 +264,7 @@ async def patch_site(
     ref: str,
     patch: SitePatch,
     session: SessionDep,
-    access: Annotated[Access, allowed(Action.sites_update)],
+    access: Annotated[Access, allowed(SitesAction.sites_update)],
     response: Response,
     if_match: IfMatch = None,
 ) -> SiteOut:
@@ -276,7 +277,7 @@ async def close_site(
     ref: str,
     data: SiteClose,
     session: SessionDep,
-    access: Annotated[Access, allowed(Action.sites_close)],
+    access: Annotated[Access, allowed(SitesAction.sites_close)],
     response: Response,
     if_match: IfMatch = None,
 ) -> SiteOut:
@@ -288,7 +289,7 @@ async def close_site(
 async def reopen_site(
     ref: str,
     session: SessionDep,
-    access: Annotated[Access, allowed(Action.sites_close)],
+    access: Annotated[Access, allowed(SitesAction.sites_close)],
     response: Response,
     if_match: IfMatch = None,
 ) -> SiteOut:

@@ -1,17 +1,19 @@
-"""Who may call the platform: API keys, agents' role mappings, the audit log.
+"""Who may call the platform: the platform's actions, API keys, agents' role
+mappings, the audit log.
 
+:data:`PLATFORM` lists every service's actions (each service declares its
+own in its contract module): the matrix the gateway checks credentials
+against, that docs/permissions.md shows and the matrix test walks.
 The request models check shapes (lengths, known roles and actions, a
 timezone on dates); the rules tying fields together (a network manager
-needs a network...) are the plain function :func:`grant_issues`, which the
-gateway's store applies to API and command line alike and turns into a 422
-naming the field.
+needs a network...) are the gateway's (``spp_gateway.store.grants``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, NamedTuple, TypeVar
+from typing import Annotated, Any, Final, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -25,10 +27,40 @@ from pydantic import (
 )
 
 from spp_shared.contracts.base import Strict, single_line
-from spp_shared.contracts.sites import ExternalCode
+from spp_shared.contracts.indicators import IndicatorsAction
+from spp_shared.contracts.jobs import JobsAction
+from spp_shared.contracts.permissions import ADMIN, Action, ActionOf, Role, by_value
+from spp_shared.contracts.sites import ExternalCode, SitesAction
 from spp_shared.contracts.types import NetworkCode, normalize_email, normalize_siret
-from spp_shared.kit.identity import Principal, PrincipalKind, Role
-from spp_shared.kit.permissions import MATRIX, WIDTH, Action, Scope, grant
+
+
+class GatewayAction(Action):
+    """What a caller can ask of the gateway itself, and who may (the matrix's rows)."""
+
+    api_keys_manage = "api-keys:manage", "create, list, rotate and revoke API keys", ADMIN
+    agent_mappings_manage = (
+        "agent-mappings:manage",
+        "grant agents their network, sites and roles",
+        ADMIN,
+    )
+    audit_read = "audit:read", "read the audit log", ADMIN
+
+
+# The platform's permission matrix: every service's actions, and the kit's
+# jobs list that every service serves, in the order docs/permissions.md
+# lists them. A new service adds its enum here.
+PLATFORM: Final[tuple[type[Action], ...]] = (
+    SitesAction,
+    IndicatorsAction,
+    GatewayAction,
+    JobsAction,
+)
+ACTIONS: Final[Mapping[str, Action]] = by_value(PLATFORM)
+# Any action of the platform, as API key scopes name them (one ``Action`` schema).
+PlatformAction = Annotated[
+    Action,
+    ActionOf(ACTIONS, "Action", "Everything a caller can ask of the platform (``resource:verb``)."),
+]
 
 # --- roles each credential may carry ------------------------------------------
 
@@ -73,149 +105,6 @@ def _unique(values: Sequence[T]) -> list[T]:
     return list(dict.fromkeys(values))
 
 
-class FieldIssue(NamedTuple):
-    field: str
-    reason: str
-
-
-def grant_issues(
-    *,
-    roles: Iterable[Role],
-    network: str | None,
-    sites: Sequence[str],
-    scopes: Iterable[str] = (),
-    allowed_roles: frozenset[Role] = API_KEY_ROLES,
-    expires_at: datetime | None = None,
-    now: datetime | None = None,
-) -> list[FieldIssue]:
-    """What is wrong with a grant of ``roles`` (empty list: nothing).
-
-    Few rules, each closing a way to hand out a credential that does not do
-    what its creator thinks:
-
-    * only ``allowed_roles`` (API keys: not ``public`` nor ``citizen_author``;
-      agents: not ``service`` either);
-    * a network manager acts on one network: it needs ``network``;
-    * an agent acts on its sites: it needs ``network`` (every site of it) or
-      ``sites``;
-    * ``sites`` only matter to the agent role (the only one granted at site
-      scope): on any other grant they would be silently ignored;
-    * each scope must be an action one of the roles grants: scopes narrow a
-      credential, they never widen it, so any other scope is a mistake;
-    * ``expires_at``, when given, is in the future.
-    """
-    issues: list[FieldIssue] = []
-    role_set = set(roles)
-    refused = sorted(r.value for r in role_set - allowed_roles)
-    if refused:
-        allowed = ", ".join(sorted(r.value for r in allowed_roles))
-        issues.append(
-            FieldIssue("roles", f"{', '.join(refused)} cannot be granted here (allowed: {allowed})")
-        )
-    if Role.network_manager in role_set and network is None:
-        issues.append(FieldIssue("network", "a network_manager needs the network it manages"))
-    if Role.agent in role_set and network is None and not sites:
-        issues.append(FieldIssue("network", "an agent needs a network or a list of sites"))
-    if sites and Role.agent not in role_set:
-        issues.append(FieldIssue("sites", "sites only apply to the agent role"))
-    for scope in scopes:
-        try:
-            row = MATRIX[Action(scope)]
-        except ValueError:
-            issues.append(FieldIssue("scopes", f"'{scope}' is not an action of the platform"))
-            continue
-        if Role.public not in row and not any(r in row for r in role_set):
-            issues.append(FieldIssue("scopes", f"no role of this grant allows '{scope}'"))
-    if expires_at is not None and now is not None and expires_at <= now:
-        issues.append(FieldIssue("expires_at", "must be in the future"))
-    return issues
-
-
-def _covers(actor: Principal, mine: Scope, grantee: Principal, theirs: Scope) -> bool:
-    """Whether ``actor``'s grant ``mine`` reaches at least as far as ``theirs``."""
-    if mine is Scope.any:
-        return True
-    if WIDTH[theirs] > WIDTH[mine] or theirs is Scope.own:
-        return False
-    if mine is Scope.network:
-        return actor.network is not None and grantee.network == actor.network and not grantee.sites
-    if mine is Scope.site and actor.sites:
-        return bool(grantee.sites) and set(grantee.sites) <= set(actor.sites)
-    return actor.network is not None and grantee.network == actor.network and not grantee.sites
-
-
-def escalation_issues(
-    actor: Principal,
-    *,
-    roles: Iterable[Role],
-    network: str | None,
-    sites: Sequence[str],
-    scopes: Iterable[str] = (),
-) -> list[FieldIssue]:
-    """What a grant would allow that ``actor`` itself may not (empty: nothing).
-
-    Scopes narrow a credential; handing out (or recovering by rotation) a
-    credential that reaches further would undo that: an admin key scoped to
-    ``api-keys:manage`` must not mint an unscoped admin key, nor an admin key
-    scoped to ``agent-mappings:manage`` make someone an unscoped admin. Every
-    non-public action the grant allows must be allowed to ``actor`` at least
-    as far. The unscoped administrators (bootstrap token, command line,
-    unscoped admin keys and agents) are never refused. How long a grant lasts
-    is :func:`outlives_caller`'s rule, applied where a grant is handed out
-    (creation, rotation), not to reading, listing or revoking one.
-    """
-    grantee = Principal(
-        subject="grantee",
-        kind=PrincipalKind.api_key,
-        roles=list(roles),
-        scopes=list(scopes),
-        network=network,
-        sites=list(sites),
-    )
-    beyond: list[str] = []
-    for action, row in MATRIX.items():
-        if Role.public in row:
-            continue
-        theirs = grant(grantee, action)
-        if theirs is None:
-            continue
-        mine = grant(actor, action)
-        if mine is None or not _covers(actor, mine, grantee, theirs):
-            beyond.append(action.value)
-    if not beyond:
-        return []
-    return [
-        FieldIssue(
-            "roles",
-            f"this grant allows {', '.join(beyond)}, beyond what your own credential allows",
-        )
-    ]
-
-
-def outlives_caller(actor: Principal, expires_at: datetime | None) -> list[FieldIssue]:
-    """Whether a grant ending at ``expires_at`` (None: never) outlives ``actor``.
-
-    A credential that expires by design (an API key with ``expires_at``)
-    must not hand out one that lasts longer: a key given to a contractor
-    until tomorrow would otherwise mint itself a successor that never ends.
-    Refused, not capped: a key silently shortened would stop working before
-    its creator expects, and the 201 would not say so. Callers that do not
-    expire (bootstrap, command line, unexpiring keys, agents: their OIDC token
-    is a session, the grant is their mapping) are never refused. The grant may
-    end with the caller's credential, not after.
-    """
-    mine = actor.expires_at
-    if mine is None or (expires_at is not None and expires_at <= mine):
-        return []
-    theirs = "never expires" if expires_at is None else f"expires at {expires_at.isoformat()}"
-    return [
-        FieldIssue(
-            "expires_at",
-            f"this grant {theirs}, after your own credential (it expires at {mine.isoformat()})",
-        )
-    ]
-
-
 # --- API keys -------------------------------------------------------------------
 
 
@@ -223,9 +112,9 @@ class ApiKeyCreate(Strict):
     name: KeyName
     owner: Owner
     roles: list[Role] = Field(min_length=1, max_length=MAX_ROLES)
-    scopes: list[Action] = Field(
+    scopes: list[PlatformAction] = Field(
         default_factory=list,
-        max_length=len(Action),
+        max_length=len(ACTIONS),
         description="Actions the key is limited to; empty: everything its roles allow.",
     )
     network: NetworkCode | None = None

@@ -1,4 +1,4 @@
-"""What an admin reads of a service's background jobs (the outbox)."""
+"""What an admin reads of a service's background jobs (the outbox), and who may."""
 
 from __future__ import annotations
 
@@ -6,6 +6,18 @@ from datetime import datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
+
+from spp_shared.contracts.permissions import ADMIN, Action
+
+
+class JobsAction(Action):
+    """What the kit's outbox serves in every service, and who may (the matrix's rows)."""
+
+    jobs_read = (
+        "jobs:read",
+        "read a service's background jobs (failed ones kept for review)",
+        ADMIN,
+    )
 
 
 class JobState(StrEnum):

@@ -1,4 +1,4 @@
-"""Public request and response models of the site registry (networks, sites)."""
+"""Public request and response models of the site registry (networks, sites), and its actions."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from pydantic import (
 )
 
 from spp_shared.contracts.base import Strict, single_line
+from spp_shared.contracts.permissions import ADMIN, PUBLIC, SIGNED_IN, Action, Role, Scope
 from spp_shared.contracts.types import (
     Coordinates,
     DepartementCode,
@@ -54,6 +55,38 @@ ExternalCode = Annotated[
 SP_CODE_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?$"
 SpCode = Annotated[str, StringConstraints(pattern=SP_CODE_PATTERN)]
 Url = Annotated[HttpUrl, StringConstraints(max_length=500)]
+
+
+_MANAGERS = {Role.network_manager: Scope.network, Role.programme_admin: Scope.any}
+
+
+class SitesAction(Action):
+    """What a caller can ask of the site registry, and who may (the matrix's rows)."""
+
+    networks_read = "networks:read", "list and read networks", PUBLIC
+    networks_create = "networks:create", "create a network", ADMIN
+    networks_update = "networks:update", "change a network", ADMIN
+    sites_read = "sites:read", "list, search and read sites", PUBLIC
+    # Up to 10,000 keys per call: for the platform's services and signed-in
+    # callers, not for anonymous scraping.
+    sites_lookup = "sites:lookup", "bulk look-up of sites", SIGNED_IN
+    sites_create = (
+        "sites:create",
+        "create a site (SP+ code: programme admins only)",
+        _MANAGERS,
+    )
+    sites_update = (
+        "sites:update",
+        "change a site (agents: hours, contact, accessibility only; "
+        "SP+ code: programme admins only)",
+        {Role.agent: Scope.site} | _MANAGERS,
+    )
+    sites_close = "sites:close", "close or reopen a site", _MANAGERS
+    sites_import = (
+        "sites:import",
+        "bulk import sites (rows of other networks are rejected; SP+ codes: programme admins only)",
+        _MANAGERS,
+    )
 
 
 class NetworkKind(StrEnum):

@@ -20,6 +20,7 @@ from fastapi import Depends, Request
 from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from spp_shared.contracts.permissions import Role
 from spp_shared.kit.errors import Unauthorized, send_problem_response
 
 ASSERTION_HEADER = "x-spp-assertion"
@@ -35,17 +36,6 @@ class PrincipalKind(StrEnum):
     agent = "agent"
     service = "service"
     bootstrap = "bootstrap"
-
-
-class Role(StrEnum):
-    public = "public"
-    citizen_author = "citizen_author"
-    agent = "agent"
-    network_manager = "network_manager"
-    moderator = "moderator"
-    certifier = "certifier"
-    programme_admin = "programme_admin"
-    service = "service"
 
 
 class Principal(BaseModel):

@@ -15,12 +15,12 @@ from prometheus_client import CollectorRegistry, Gauge
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 
-from spp_shared.contracts.jobs import JobOut, JobState
+from spp_shared.contracts.jobs import JobOut, JobsAction, JobState
 from spp_shared.kit import outbox
 from spp_shared.kit.db import Database, ReadSessionDep
 from spp_shared.kit.pagination import DEFAULT_LIMIT, Keyset, Page, as_integer
 from spp_shared.kit.params import Cursor, Limit
-from spp_shared.kit.permissions import Action, allowed
+from spp_shared.kit.permissions import allowed
 
 log = structlog.get_logger("spp.jobs")
 
@@ -42,7 +42,7 @@ def jobs_router(service: str) -> APIRouter:
             "newest first. Succeeded jobs are deleted, so `state=failed` is what "
             "needs attention. The payload is not shown."
         ),
-        dependencies=[allowed(Action.jobs_read)],
+        dependencies=[allowed(JobsAction.jobs_read)],
     )
     async def list_jobs(
         session: ReadSessionDep,

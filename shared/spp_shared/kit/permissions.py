@@ -1,127 +1,30 @@
-"""The permission matrix: who may do what, and how far it reaches.
+"""The check of the permission matrix: who may do what, and how far it reaches.
 
-Written once, as data: :data:`MATRIX` maps each action to the roles that may
-perform it and the scope of the grant (every object, the caller's network,
-the caller's own sites, the caller's own submission). Every endpoint of every
-service declares the action it performs with :func:`allowed`; the route-level
-check happens there, and the service finishes the job at the object with
+The matrix is data that each service owns: its actions, each carrying the
+roles granted it and the scope of the grant (every object, the caller's
+network, the caller's own sites, the caller's own submission), are an
+:class:`~spp_shared.contracts.permissions.Action` enum in its contract
+module. Here are the mechanics, the same for every service: every endpoint
+declares the action it performs with :func:`allowed`; the route-level check
+happens there, and the service finishes the job at the object with
 :meth:`Access.ensure` (a CAF manager holds ``sites:update`` at network scope,
 which reaches CAF sites and no others). docs/permissions.md is rendered from
-this table by :func:`render_markdown`, and a test walks every cell of it
-against the running API.
+the platform's actions by :func:`render_markdown`, and a test walks every
+cell against the running API.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from fastapi import Depends
 from fastapi.routing import APIRoute
 
+from spp_shared.contracts.permissions import ROLES, WIDTH, Action, Role, Scope
 from spp_shared.kit.errors import Forbidden, Unauthorized
-from spp_shared.kit.identity import Principal, PrincipalDep, Role
-
-
-class Action(StrEnum):
-    """Everything a caller can ask of the platform (``resource:verb``)."""
-
-    networks_read = "networks:read"
-    networks_create = "networks:create"
-    networks_update = "networks:update"
-    sites_read = "sites:read"
-    sites_lookup = "sites:lookup"
-    sites_create = "sites:create"
-    sites_update = "sites:update"
-    sites_close = "sites:close"
-    sites_import = "sites:import"
-    commitments_read = "commitments:read"
-    api_keys_manage = "api-keys:manage"
-    agent_mappings_manage = "agent-mappings:manage"
-    audit_read = "audit:read"
-    jobs_read = "jobs:read"
-
-
-class Scope(StrEnum):
-    """How far a grant reaches, widest first."""
-
-    any = "any"
-    network = "network"
-    site = "site"
-    own = "own"
-
-
-# How far each scope reaches, for comparing grants.
-WIDTH = {Scope.any: 3, Scope.network: 2, Scope.site: 1, Scope.own: 0}
-
-# The roles a programme actor can hold; ``public`` is everyone, signed in or not.
-ROLES: tuple[Role, ...] = (
-    Role.public,
-    Role.citizen_author,
-    Role.agent,
-    Role.network_manager,
-    Role.moderator,
-    Role.certifier,
-    Role.programme_admin,
-    Role.service,
-)
-
-_ADMIN = {Role.programme_admin: Scope.any}
-_SIGNED_IN = {
-    Role.agent: Scope.any,
-    Role.network_manager: Scope.any,
-    Role.moderator: Scope.any,
-    Role.certifier: Scope.any,
-    Role.programme_admin: Scope.any,
-    Role.service: Scope.any,
-}
-
-MATRIX: Mapping[Action, Mapping[Role, Scope]] = {
-    Action.networks_read: {Role.public: Scope.any},
-    Action.networks_create: _ADMIN,
-    Action.networks_update: _ADMIN,
-    Action.sites_read: {Role.public: Scope.any},
-    # Up to 10,000 keys per call: for the platform's services and signed-in
-    # callers, not for anonymous scraping.
-    Action.sites_lookup: _SIGNED_IN,
-    Action.sites_create: {Role.network_manager: Scope.network, Role.programme_admin: Scope.any},
-    Action.sites_update: {
-        Role.agent: Scope.site,
-        Role.network_manager: Scope.network,
-        Role.programme_admin: Scope.any,
-    },
-    Action.sites_close: {Role.network_manager: Scope.network, Role.programme_admin: Scope.any},
-    Action.sites_import: {Role.network_manager: Scope.network, Role.programme_admin: Scope.any},
-    Action.commitments_read: {Role.public: Scope.any},
-    Action.api_keys_manage: _ADMIN,
-    Action.agent_mappings_manage: _ADMIN,
-    Action.audit_read: _ADMIN,
-    Action.jobs_read: _ADMIN,
-}
-
-DESCRIPTIONS: Mapping[Action, str] = {
-    Action.networks_read: "list and read networks",
-    Action.networks_create: "create a network",
-    Action.networks_update: "change a network",
-    Action.sites_read: "list, search and read sites",
-    Action.sites_lookup: "bulk look-up of sites",
-    Action.sites_create: "create a site (SP+ code: programme admins only)",
-    Action.sites_update: (
-        "change a site (agents: hours, contact, accessibility only; "
-        "SP+ code: programme admins only)"
-    ),
-    Action.sites_close: "close or reopen a site",
-    Action.sites_import: (
-        "bulk import sites (rows of other networks are rejected; SP+ codes: programme admins only)"
-    ),
-    Action.commitments_read: "read the eight commitments",
-    Action.api_keys_manage: "create, list, rotate and revoke API keys",
-    Action.agent_mappings_manage: "grant agents their network, sites and roles",
-    Action.audit_read: "read the audit log",
-    Action.jobs_read: "read a service's background jobs (failed ones kept for review)",
-}
+from spp_shared.kit.identity import Principal, PrincipalDep
 
 
 def grant(principal: Principal, action: Action) -> Scope | None:
@@ -131,7 +34,7 @@ def grant(principal: Principal, action: Action) -> Scope | None:
     roles, narrowed by its scopes when it has any (an API key created for
     ``sites:import`` only cannot close sites even if its role could).
     """
-    row = MATRIX[action]
+    row = action.grants
     public = row.get(Role.public)
     if public is not None:
         return public
@@ -175,7 +78,7 @@ class Access:
     ) -> None:
         """Raise 403 unless the grant reaches the object described by ``what``."""
         if not self.reaches(network=network, site_keys=site_keys):
-            raise Forbidden(f"You may not {DESCRIPTIONS[self.action]} for {what}.")
+            raise Forbidden(f"You may not {self.action.description} for {what}.")
 
 
 def authorize(principal: Principal, action: Action) -> Access:
@@ -192,7 +95,7 @@ def authorize(principal: Principal, action: Action) -> Access:
 
 
 def _roles_grant(principal: Principal, action: Action) -> bool:
-    return any(role in MATRIX[action] for role in principal.roles)
+    return any(role in action.grants for role in principal.roles)
 
 
 Requirement = Callable[[Principal], Coroutine[Any, Any, Access]]
@@ -217,7 +120,7 @@ def requirement(action: Action) -> Requirement:
 def allowed(action: Action) -> Any:
     """``Depends`` marker declaring the action an endpoint performs.
 
-    As a parameter (``access: Annotated[Access, allowed(Action.sites_update)]``)
+    As a parameter (``access: Annotated[Access, allowed(SitesAction.sites_update)]``)
     when the service checks the object, or in the decorator's
     ``dependencies=[allowed(...)]`` for actions granted whole.
     """
@@ -247,26 +150,26 @@ def api_routes(routes: Iterable[Any]) -> Iterator[APIRoute]:
             yield route
 
 
-def render_markdown() -> str:
+def render_markdown(actions: Iterable[Action]) -> str:
     """docs/permissions.md's table: one row per action, one column per role."""
     header = "| action | what it allows | " + " | ".join(r.value for r in ROLES) + " |"
     rule = "| --- | --- | " + " | ".join("---" for _ in ROLES) + " |"
     lines = [header, rule]
-    for action in Action:
-        row = MATRIX[action]
-        public = row.get(Role.public)
-        cells = []
-        for role in ROLES:
-            scope = public if public is not None else row.get(role)
-            cells.append(scope.value if scope is not None else "·")
-        lines.append(f"| `{action.value}` | {DESCRIPTIONS[action]} | " + " | ".join(cells) + " |")
+    for action in actions:
+        cells = [scope.value if scope is not None else "·" for _, scope in _row(action)]
+        lines.append(f"| `{action.value}` | {action.description} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def iter_cells() -> Iterator[tuple[Action, Role, Scope | None]]:
+def iter_cells(actions: Iterable[Action]) -> Iterator[tuple[Action, Role, Scope | None]]:
     """Every (action, role) cell with its scope, for the tests that walk the matrix."""
-    for action in Action:
-        row = MATRIX[action]
-        public = row.get(Role.public)
-        for role in ROLES:
-            yield action, role, public if public is not None else row.get(role)
+    for action in actions:
+        for role, scope in _row(action):
+            yield action, role, scope
+
+
+def _row(action: Action) -> Iterator[tuple[Role, Scope | None]]:
+    """Each role's scope for ``action``: a public grant holds for every role."""
+    public = action.grants.get(Role.public)
+    for role in ROLES:
+        yield role, public if public is not None else action.grants.get(role)

@@ -27,11 +27,11 @@ from typing import IO, Any, Final
 
 from sqlalchemy.exc import IntegrityError
 
-from spp_shared.contracts.sites import ImportReport
+from spp_shared.contracts.sites import ImportReport, SitesAction
 from spp_shared.kit.db import Database
 from spp_shared.kit.errors import Conflict
 from spp_shared.kit.identity import Principal
-from spp_shared.kit.permissions import Access, Action, authorize
+from spp_shared.kit.permissions import Access, authorize
 from spp_sites import repository as repo
 from spp_sites.ids import new_site_id
 from spp_sites.importer import staging, writer
@@ -436,7 +436,7 @@ async def run_import(
                     session,
                     mapper,
                     report,
-                    access=authorize(principal, Action.sites_import),
+                    access=authorize(principal, SitesAction.sites_import),
                     write=not dry_run,
                     keep_valid=keep_valid,
                     batch_size=batch_size,

@@ -24,6 +24,7 @@ from typing import IO, Any, Final
 import orjson
 from pydantic import ValidationError
 
+from spp_shared.contracts.sites import SitesAction
 from spp_shared.contracts.types import (
     WEEKDAYS,
     OpeningHours,
@@ -40,7 +41,6 @@ from spp_shared.contracts.types import (
 )
 from spp_shared.kit.errors import ValidationProblem
 from spp_shared.kit.identity import Principal
-from spp_shared.kit.permissions import Action
 from spp_sites.geo import apply_geography
 from spp_sites.importer import fields as F
 from spp_sites.importer.fields import RowError
@@ -280,7 +280,7 @@ class Mapper:
                 code = ctx.resolver.plan(name)
             except ValueError as exc:
                 raise RowError("network", str(exc)) from None
-        if not may_reach(ctx.principal, Action.sites_import, code):
+        if not may_reach(ctx.principal, SitesAction.sites_import, code):
             raise RowError("network", f"not your network: you may not import sites of '{code}'")
         return code
 
