@@ -9,8 +9,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from spp_shared.contracts.permissions import Role
 from spp_shared.kit.db import Database
-from spp_shared.kit.identity import Principal, PrincipalKind, Role
+from spp_shared.kit.identity import Principal, PrincipalKind
 from spp_shared.kit.outbox import enqueue
 from spp_shared.kit.worker import Job, Worker
 from tests.support import assertion_headers
