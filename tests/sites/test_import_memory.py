@@ -18,8 +18,8 @@ import pytest
 from spp_shared.contracts.permissions import Role
 from spp_shared.kit.db import Database
 from spp_shared.kit.identity import Principal, PrincipalKind
+from spp_shared.kit.ingest import Container
 from spp_sites.importer import run_import
-from spp_sites.importer.formats import Container
 
 pytestmark = pytest.mark.anyio
 

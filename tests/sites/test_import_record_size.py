@@ -20,15 +20,9 @@ import pytest
 from spp_shared.contracts.permissions import Role
 from spp_shared.kit.db import Database
 from spp_shared.kit.identity import Principal, PrincipalKind
+from spp_shared.kit.ingest import Container, FileProblem
+from spp_shared.kit.ingest.records import MAX_COLUMNS, MAX_RECORD_SIZE, CsvLines, csv_records
 from spp_sites.importer import run_import
-from spp_sites.importer.formats import Container
-from spp_sites.importer.rows import (
-    MAX_COLUMNS,
-    MAX_RECORD_SIZE,
-    CsvLines,
-    FileProblem,
-    csv_records,
-)
 from tests.sites.test_import import NDJSON, PROBLEM, post_import
 from tests.sites.test_import_robustness import MULTIPART, OWN_HEADER, PART_HEAD, lines
 

@@ -12,7 +12,7 @@ from sqlalchemy import Select, String, and_, bindparam, exists, func, or_, selec
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from spp_shared.kit.db import WriteSession
+from spp_shared.kit.db import WriteSession, is_postgresql
 from spp_shared.kit.pagination import keyset_slice
 from spp_sites.models import Network, Site
 from spp_sites.near import MAX_NEAR_CANDIDATES
@@ -148,10 +148,6 @@ async def sites_by_ids(session: AsyncSession, ids: Sequence[str]) -> dict[str, S
 # costs more to compile than to run, and PostgreSQL evaluates it per row.
 
 
-def _is_pg(session: AsyncSession) -> bool:
-    return session.bind is not None and session.bind.dialect.name == "postgresql"
-
-
 def _values_source(name: str, pg: bool) -> Any:
     if pg:
         values = bindparam(name, type_=ARRAY(String))
@@ -220,7 +216,7 @@ async def sites_by_keys(
     by = tuple(code_columns) if codes else ()
     if not pairs and not by:
         return []
-    pg = _is_pg(session)
+    pg = is_postgresql(session)
     params: dict[str, Any] = {}
     if pairs:
         params |= _bind_pairs("pairs", pairs, pg)
@@ -301,7 +297,7 @@ async def ancestry(
     and of all their ancestors by parent code: one recursive query."""
     if not codes:
         return []
-    pg = _is_pg(session)
+    pg = is_postgresql(session)
     sites = Site.__table__
     seeds = select(_values_source("codes", pg).c.value).scalar_subquery()
     tree = (

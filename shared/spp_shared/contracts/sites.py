@@ -16,6 +16,7 @@ from pydantic import (
 )
 
 from spp_shared.contracts.base import Strict, single_line
+from spp_shared.contracts.ingest import ImportReportBase
 from spp_shared.contracts.permissions import ADMIN, PUBLIC, SIGNED_IN, Action, Role, Scope
 from spp_shared.contracts.types import (
     Coordinates,
@@ -374,25 +375,6 @@ class LookupResponse(BaseModel):
     missing_refs: list[SiteRef]
 
 
-class ImportIssue(BaseModel):
-    line: int = Field(description="1-based line (CSV, header is line 1) or record number (NDJSON)")
-    field: str | None = None
-    reason: str
-
-
-class ImportReport(BaseModel):
-    format: str
-    dry_run: bool
+class ImportReport(ImportReportBase):
     committed: bool = Field(description="Whether the registry was changed.")
-    rows: int
-    created: int
-    updated: int
-    unchanged: int
-    rejected: int
-    rejected_rows: list[ImportIssue]
-    warnings: list[ImportIssue]
-    warnings_total: int
     networks_created: list[str]
-    truncated: bool = Field(
-        default=False, description="Lists were cut at their maximum length; counts are complete."
-    )

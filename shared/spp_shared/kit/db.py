@@ -17,6 +17,7 @@ from fastapi import Depends, Request
 from sqlalchemy import DateTime, MetaData, event, text
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -39,6 +40,13 @@ def new_metadata() -> MetaData:
 
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
+
+
+def is_postgresql(bind: AsyncSession | AsyncConnection) -> bool:
+    """Whether a session or connection talks to PostgreSQL (else SQLite): the
+    one test before a PostgreSQL fast path (COPY, unnest, ANALYZE)."""
+    target = bind.bind if isinstance(bind, AsyncSession) else bind
+    return target is not None and target.dialect.name == "postgresql"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

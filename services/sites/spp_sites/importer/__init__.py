@@ -1,17 +1,19 @@
 """Streaming bulk import of sites (CSV, NDJSON, the programme's exports).
 
+The generic parts (spooling the body, telling CSV from NDJSON, reading
+bounded records in batches, the report, the bulk insert) are the kit's
+(:mod:`spp_shared.kit.ingest`); this package holds the sites rules.
+
 Public face: :func:`import_file` (a file on disk, used by the demo seeding
 and the benchmark) and :func:`run_import_request` in :mod:`.http` (the
 ``POST /v1/sites/import`` endpoint). The modules hold, in reading order:
 
-- :mod:`.body`: spooling the request body (raw or multipart) to a temp file;
-- :mod:`.formats`: which format a file is (media type, header row);
+- :mod:`.formats`: which sites format a CSV file is (its header row);
 - :mod:`.fields`: cheap per-value checks shared by the row mappers;
-- :mod:`.rows`: reading records and mapping each format to site columns;
+- :mod:`.rows`: mapping each format's records to site columns;
 - :mod:`.networks`: network names of the exports to network codes;
 - :mod:`.writer`: the SQL (batch look-up, bulk insert and update);
 - :mod:`.staging`: the keys seen so far, in a temporary table (duplicates);
-- :mod:`.report`: counts and capped issue lists;
 - :mod:`.engine`: the transaction that ties them together.
 """
 

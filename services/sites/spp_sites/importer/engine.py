@@ -14,16 +14,10 @@ validates and looks up without writing.
 
 from __future__ import annotations
 
-import asyncio
-import codecs
-import contextlib
-from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import islice
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import Any, Final
 
 from sqlalchemy.exc import IntegrityError
 
@@ -31,36 +25,38 @@ from spp_shared.contracts.sites import ImportReport, SitesAction
 from spp_shared.kit.db import Database
 from spp_shared.kit.errors import Conflict
 from spp_shared.kit.identity import Principal
+from spp_shared.kit.ingest import (
+    DEFAULT_BATCH,
+    MAX_ISSUES,
+    Container,
+    Overlap,
+    ReportBuilder,
+    RowError,
+    Source,
+    mapped_batches,
+    open_source,
+    path_container,
+)
 from spp_shared.kit.permissions import Access, authorize
 from spp_sites import repository as repo
 from spp_sites.ids import new_site_id
 from spp_sites.importer import staging, writer
-from spp_sites.importer.fields import RowError, visible_name
-from spp_sites.importer.formats import Container, Format
+from spp_sites.importer.fields import visible_name
+from spp_sites.importer.formats import Format
 from spp_sites.importer.networks import NetworkResolver
-from spp_sites.importer.report import MAX_ISSUES, ReportBuilder
 from spp_sites.importer.rows import (
-    MAX_RECORD_SIZE,
     NDJSON_KEYS,
-    CsvLines,
-    FileProblem,
     MapContext,
     Mapper,
     OwnMapper,
     Row,
-    csv_records,
     detect_csv,
     mapper_for,
-    ndjson_records,
-    open_text,
 )
 from spp_sites.importer.tree import BatchTree
 from spp_sites.permissions import may_create_networks, refusal, refused_fields
 from spp_sites.values import CONTENT_FIELDS, finish
 
-DEFAULT_BATCH: Final = 2000
-# Rows mapped between two chances for the pending write to progress.
-_YIELD_EVERY: Final = 100
 NETWORK_FORMATS: Final = frozenset({Format.sp_plus_export, Format.france_services})
 DEFAULTS: Final[dict[str, Any]] = {f: None for f in CONTENT_FIELDS} | {
     "country": "France",
@@ -68,58 +64,14 @@ DEFAULTS: Final[dict[str, Any]] = {f: None for f in CONTENT_FIELDS} | {
     "level": "site",
 }
 
-Record = tuple[int, Any]
-
 
 class ConcurrentImport(Conflict):
     type_ = "concurrent-import"
     title = "The import met a concurrent write"
 
 
-@dataclass
-class _Source:
-    format: Format
-    records: Iterator[Record]  # (line, raw record or RowError)
-    header: list[str] = field(default_factory=list)
-
-
-def _first_non_utf8(path: Path) -> tuple[int, int]:
-    """The line and value of the first byte that is not UTF-8, from the raw file.
-
-    The text reader decodes blocks of 8 KB, so its error tells neither the line
-    nor the byte's place in the file; only this error path reads the file again,
-    a bounded piece of a line at a time (the incremental decoder joins a
-    character cut between two pieces).
-    """
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    number = 1
-    with path.open("rb") as raw:
-        while piece := raw.readline(MAX_RECORD_SIZE):
-            try:
-                decoder.decode(piece)
-            except UnicodeDecodeError as exc:
-                return number, exc.object[exc.start]
-            number += piece.endswith(b"\n")
-    return 0, 0
-
-
-def _not_utf8(path: Path) -> FileProblem:
-    line, byte = _first_non_utf8(path)
-    return FileProblem(
-        f"The file is not UTF-8 text: line {line} has the byte 0x{byte:02X}, which is "
-        "not UTF-8 (a Latin-1 or Windows-1252 file?). Re-save the file as UTF-8 "
-        "(in a spreadsheet: 'CSV UTF-8') and send it again.",
-        errors=[{"line": line, "reason": f"byte 0x{byte:02X} is not UTF-8"}],
-    )
-
-
-def _open_source(path: Path, container: Container, stack: ExitStack) -> _Source:
-    if container is Container.ndjson:
-        binary: IO[bytes] = stack.enter_context(path.open("rb"))
-        return _Source(Format.ndjson, ndjson_records(binary))
-    stream = stack.enter_context(open_text(path))
-    header, records = csv_records(CsvLines(stream, lambda: _not_utf8(path)))
-    return _Source(detect_csv(header), records, header)
+def _format_of(source: Source) -> Format:
+    return Format.ndjson if source.container is Container.ndjson else detect_csv(source.header)
 
 
 class _Import:
@@ -149,25 +101,12 @@ class _Import:
         self.seen_keys: dict[tuple[str, str], int] = {}
         self.seen_sp: dict[str, int] = {}
         self.wrote = False
-        self._writing: asyncio.Task[None] | None = None
+        self.networks_created: list[str] = []
+        self.writing = Overlap()
         # Sites inserted so far, and how many before their statistics are
         # taken (once; see _analyze).
         self.inserted = 0
         self.analyze_sites_at: int | None = batch_size
-
-    async def settle(self) -> None:
-        """Wait for the batch being written (its errors surface here)."""
-        if self._writing is not None:
-            task, self._writing = self._writing, None
-            await task
-
-    async def abandon(self) -> None:
-        """Let the batch being written finish (its outcome no longer matters)
-        so the rollback that follows finds the connection idle, not mid-COPY."""
-        if self._writing is not None:
-            task, self._writing = self._writing, None
-            with contextlib.suppress(Exception):
-                await task
 
     async def _analyze(self) -> None:
         """Statistics of ``sites`` once this import has added a full batch to
@@ -191,10 +130,10 @@ class _Import:
         works in its own thread or server meanwhile); the next batch, or the
         end of the import, settles it before touching the session again.
         """
-        await self.settle()
+        await self.writing.settle()
         await self._analyze()
         planned = self.mapper.ctx.resolver.take_pending()
-        self.report.networks_created.extend(p.code for p in planned)
+        self.networks_created.extend(p.code for p in planned)
         if planned and self.write:
             await writer.insert_networks(self.session, planned, self.stamp)
         by_sp_code = self.mapper.key_by_sp_code
@@ -239,7 +178,7 @@ class _Import:
         else:
             inserts, updates, self.moved = [], [], []
         self.inserted += len(inserts)
-        self._writing = asyncio.create_task(self._write(taken, inserts, updates, self.moved))
+        await self.writing.start(self._write(taken, inserts, updates, self.moved))
 
     async def _write(
         self,
@@ -390,19 +329,17 @@ class _Import:
             updates.append(merged)
 
 
-def _map(mapper: Mapper, source: _Source, line: int, raw: Any) -> Row:
-    if isinstance(raw, RowError):
-        raise raw
-    if source.format is Format.ndjson:
+def _map(mapper: Mapper, fmt: Format, header: list[str], line: int, raw: Any) -> Row:
+    if fmt is Format.ndjson:
         unknown = [k for k in raw if k not in NDJSON_KEYS]
         if unknown:
             raise RowError(unknown[0], "unknown field")
         assert isinstance(mapper, OwnMapper)
         return mapper.map(line, raw)
-    if len(raw) != len(source.header):
-        raise RowError(None, f"{len(raw)} fields where the header has {len(source.header)}")
+    if len(raw) != len(header):
+        raise RowError(None, f"{len(raw)} fields where the header has {len(header)}")
     if isinstance(mapper, OwnMapper):
-        return mapper.map(line, dict(zip(source.header, raw, strict=True)))
+        return mapper.map(line, dict(zip(header, raw, strict=True)))
     return mapper.map(line, raw)  # type: ignore[attr-defined]
 
 
@@ -419,8 +356,9 @@ async def run_import(
 ) -> ImportReport:
     """Import one spooled file in one transaction; see the module docstring."""
     with ExitStack() as stack:
-        source = _open_source(path, container, stack)
-        report = ReportBuilder(source.format.value, dry_run=dry_run, max_issues=max_issues)
+        source = open_source(path, container, stack)
+        fmt = _format_of(source)
+        report = ReportBuilder(fmt.value, dry_run=dry_run, max_issues=max_issues)
         async with db.sessionmaker() as session:
             job: _Import | None = None
             try:
@@ -428,10 +366,9 @@ async def run_import(
                 ctx = MapContext(
                     resolver=resolver,
                     principal=principal,
-                    may_create_networks=may_create_networks(principal)
-                    and source.format in NETWORK_FORMATS,
+                    may_create_networks=may_create_networks(principal) and fmt in NETWORK_FORMATS,
                 )
-                mapper = mapper_for(source.format, ctx, source.header)
+                mapper = mapper_for(fmt, ctx, source.header)
                 job = _Import(
                     session,
                     mapper,
@@ -442,29 +379,31 @@ async def run_import(
                     batch_size=batch_size,
                 )
                 await staging.create(session)
-                records = iter(source.records)
-                while chunk := list(islice(records, batch_size)):
-                    report.rows += len(chunk)
-                    rows: list[Row] = []
-                    for n, (line, raw) in enumerate(chunk):
-                        if n % _YIELD_EVERY == 0:
-                            await asyncio.sleep(0)  # let the pending write move on
-                        try:
-                            rows.append(_map(mapper, source, line, raw))
-                        except RowError as exc:
-                            job.reject(line, exc.field, exc.reason)
-                    await job.batch(rows)
-                await job.settle()
+
+                def map_record(line: int, raw: Any) -> Row:
+                    return _map(mapper, fmt, source.header, line, raw)
+
+                def on_error(line: int, exc: RowError) -> None:
+                    assert job is not None
+                    job.reject(line, exc.field, exc.reason)
+
+                async for batch in mapped_batches(
+                    source.records, map_record, on_error, batch_size=batch_size
+                ):
+                    report.rows += batch.records
+                    await job.batch(batch.rows)
+                await job.writing.settle()
                 await staging.drop(session)
+                extra = {"networks_created": job.networks_created}
                 if job.write and job.wrote:
                     await repo.link_parents(session)
                     await session.commit()
-                    return report.build(committed=True)
+                    return report.build(ImportReport, committed=True, **extra)
                 await session.rollback()
-                return report.build(committed=False)
+                return report.build(ImportReport, committed=False, **extra)
             except BaseException as exc:
                 if job is not None:
-                    await job.abandon()
+                    await job.writing.abandon()
                 await session.rollback()
                 if isinstance(exc, IntegrityError | writer.StaleRows):
                     # Another import or a create wrote some of these sites
@@ -486,12 +425,10 @@ async def import_file(
     batch_size: int = DEFAULT_BATCH,
 ) -> ImportReport:
     """Import a CSV or NDJSON file from disk (demo seeding, scripts, benchmarks)."""
-    suffix = path.suffix.lower()
-    container = Container.ndjson if suffix in (".ndjson", ".jsonl") else Container.csv
     return await run_import(
         db,
         path,
-        container,
+        path_container(path),
         principal,
         dry_run=dry_run,
         keep_valid=keep_valid,

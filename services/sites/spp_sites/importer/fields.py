@@ -21,17 +21,8 @@ from spp_shared.contracts.types import (
     check_visible_name,
     parse_day_hours,
 )
+from spp_shared.kit.ingest import RowError
 from spp_sites.models import Site
-
-
-class RowError(Exception):
-    """A row cannot be imported: ``field`` (API name) and a reason."""
-
-    def __init__(self, field: str | None, reason: str) -> None:
-        super().__init__(reason)
-        self.field = field
-        self.reason = reason
-
 
 MAX_LENGTHS: Final[Mapping[str, int]] = {
     c.name: c.type.length  # type: ignore[attr-defined]

@@ -8,8 +8,8 @@ from starlette.responses import Response
 from spp_shared.contracts.sites import ImportReport
 from spp_shared.kit.errors import ProblemResponse, problem_body, request_id_of
 from spp_shared.kit.identity import Principal
+from spp_shared.kit.ingest import spooled_body
 from spp_shared.kit.memory import release_memory
-from spp_sites.importer.body import spooled_body
 from spp_sites.importer.engine import run_import
 
 

@@ -27,7 +27,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import Integer, String
 
-from spp_sites.importer.writer import is_postgresql
+from spp_shared.kit.db import is_postgresql
 
 TABLE: Final = "spp_import_seen"
 SP_CODE: Final = ""  # the network under which SP+ codes are kept

@@ -17,8 +17,8 @@ from typing import Any, Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from spp_shared.kit.ingest import RowError
 from spp_sites import repository as repo
-from spp_sites.importer.fields import RowError
 from spp_sites.tree import Node, parent_problem
 
 TREE_COLUMNS: Final = ("network_code", "sp_code", "parent_sp_code")

@@ -1,4 +1,4 @@
-"""The request body, streamed to a temporary file (bounded memory, size limit)."""
+"""A bulk request's body, streamed to a temporary file (bounded memory, size limit)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect
 
 from spp_shared.kit.errors import BadRequest, PayloadTooLarge, ValidationProblem
-from spp_sites.importer.formats import Container, container_of, part_container
+from spp_shared.kit.ingest.formats import Container, container_of, part_container
 
 
 @dataclass

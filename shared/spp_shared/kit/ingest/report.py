@@ -1,13 +1,20 @@
-"""Counts and capped lists of rejected rows and warnings."""
+"""Counts and capped lists of rejected rows and warnings, built while an import runs."""
 
 from __future__ import annotations
 
-from spp_shared.contracts.sites import ImportIssue, ImportReport
+from typing import Any, TypeVar
+
+from spp_shared.contracts.ingest import ImportIssue, ImportReportBase
 
 MAX_ISSUES = 1000
 
+R = TypeVar("R", bound=ImportReportBase)
+
 
 class ReportBuilder:
+    """Counts are complete; each issue list keeps its first ``max_issues`` (a
+    file of a million bad rows must not answer a million issues)."""
+
     def __init__(self, fmt: str, *, dry_run: bool, max_issues: int = MAX_ISSUES) -> None:
         self.format = fmt
         self.dry_run = dry_run
@@ -20,7 +27,6 @@ class ReportBuilder:
         self.warnings_total = 0
         self.rejected_rows: list[ImportIssue] = []
         self.warnings: list[ImportIssue] = []
-        self.networks_created: list[str] = []
         self.truncated = False
 
     def reject(self, line: int, field: str | None, reason: str) -> None:
@@ -37,8 +43,9 @@ class ReportBuilder:
         else:
             self.truncated = True
 
-    def build(self, *, committed: bool) -> ImportReport:
-        return ImportReport(
+    def build(self, model: type[R], *, committed: bool, **extra: Any) -> R:
+        """The report as ``model`` (the service's report), with its own ``extra`` fields."""
+        return model(
             format=self.format,
             dry_run=self.dry_run,
             committed=committed,
@@ -50,6 +57,6 @@ class ReportBuilder:
             rejected_rows=self.rejected_rows,
             warnings=self.warnings,
             warnings_total=self.warnings_total,
-            networks_created=self.networks_created,
             truncated=self.truncated,
+            **extra,
         )
