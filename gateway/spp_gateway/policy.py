@@ -40,9 +40,12 @@ ADMIN_RESOURCES = frozenset(LOCAL_ROUTES)
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _SUBMIT_METHODS = frozenset({"POST", "PUT", "PATCH"})
-# Bulk reads: a look-up of up to 10,000 keys, or the sites near a point
-# (thousands of candidates ranked), each worth hundreds of plain reads.
+# Bulk reads: a look-up of up to 10,000 keys, the sites near a point
+# (thousands of candidates ranked), or a whole export (``/<resource>/export``
+# and what lies under it), each worth hundreds of plain reads. A conditional
+# export answered 304 spends the same budget: polling is cheap, not free.
 LOOKUP_SUFFIX = "/lookup"
+EXPORT_SEGMENT = "/export"
 _NEAR = "near"
 
 
@@ -72,11 +75,20 @@ def rate_group(method: str, path: str, query: bytes) -> RouteGroup:
     for bulk reads (``POST .../lookup``, ``GET`` or ``HEAD`` with a ``near``
     parameter), which get the ``lookup`` budget of their own."""
     group = classify(method, path)
-    if group is RouteGroup.read and method in ("GET", "HEAD") and _has_near(query):
+    if (
+        group is RouteGroup.read
+        and method in ("GET", "HEAD")
+        and (_is_export(path) or _has_near(query))
+    ):
         return RouteGroup.lookup
     if group is RouteGroup.write and _is_lookup(method, path):
         return RouteGroup.lookup
     return group
+
+
+def _is_export(path: str) -> bool:
+    rest = path[len(route_key(path)) :]
+    return rest == EXPORT_SEGMENT or rest.startswith(EXPORT_SEGMENT + "/")
 
 
 def _is_lookup(method: str, path: str) -> bool:

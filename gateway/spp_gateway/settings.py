@@ -140,8 +140,8 @@ class GatewaySettings(BaseSettings):
     )
     rate_limit_lookup: RateLimitText = Field(
         default="300/minute",
-        description="Bulk reads (POST .../lookup, GET with a near query), per authenticated "
-        "caller: one costs the sites service up to thousands of rows, a plain read one page.",
+        description="Bulk reads (POST .../lookup, GET with a near query, GET .../export), per "
+        "authenticated caller: one costs a service up to thousands of rows, a plain read one page.",
     )
     rate_limit_lookup_anonymous: RateLimitText = Field(
         default="60/minute",

@@ -76,6 +76,11 @@ def test_classify(method: str, path: str, group: RouteGroup) -> None:
         ("POST", "/v1/experiences", b"near=1,2", RouteGroup.submission),
         ("POST", "/v1/sites/import", b"", RouteGroup.bulk),
         ("GET", "/v1/api-keys", b"near=1,2", RouteGroup.admin),
+        ("GET", "/v1/sites/export", b"format=jsonl", RouteGroup.lookup),
+        ("HEAD", "/v1/sites/export/sites.csv", b"", RouteGroup.lookup),
+        ("GET", "/v1/sites/export/datapackage.json", b"", RouteGroup.lookup),
+        ("GET", "/v1/sites/exports", b"", RouteGroup.read),  # a site called "exports"
+        ("GET", "/v1/exports", b"", RouteGroup.read),  # the route key itself
     ],
 )
 def test_rate_group(method: str, path: str, query: bytes, group: RouteGroup) -> None:

@@ -8,7 +8,7 @@ body through a small app of the test's over HTTP (ASGI transport).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import ExitStack
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
@@ -201,14 +201,8 @@ COLUMNS = ("id", "code", "amount", "details", "day", "stamp")
 
 
 @pytest.fixture
-def url(fresh_database_url: Callable[[str], str]) -> str:
-    # A sync fixture: creating a PostgreSQL database runs its own event loop.
-    return fresh_database_url("kit_ingest")
-
-
-@pytest.fixture
-async def db(url: str) -> AsyncIterator[Database]:
-    database = Database(url)
+async def db(scratch_url: str) -> AsyncIterator[Database]:
+    database = Database(scratch_url)
     async with database.engine.begin() as conn:
         await conn.run_sync(METADATA.create_all)
     yield database

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -323,3 +324,41 @@ async def unlink_children(session: WriteSession, parent_id: str) -> None:
         .values(parent_id=None)
         .execution_options(synchronize_session=False)
     )
+
+
+# --- the open-data export -----------------------------------------------------
+
+# The export's columns, labelled as the contract's fields (SiteExportRow).
+_EXPORT_COLUMNS: tuple[Any, ...] = (
+    Site.id.label("id"),
+    Site.network_code.label("network"),
+    *(
+        getattr(Site, name).label(name)
+        for name in (
+            "external_code", "sp_code", "parent_sp_code", "name", "kind", "level", "siret",
+            "address_line", "address_complement", "postcode", "commune_code", "commune_name",
+            "departement_code", "region_code", "country", "latitude", "longitude", "phone",
+            "email", "website", "appointment_url", "opening_hours", "accessibility", "status",
+            "status_since", "reopens_on", "status_reason", "sp_member_since", "updated_at",
+        )
+    ),
+)  # fmt: skip
+
+
+def _exported(filters: SiteFilters, since: datetime | None) -> Select[Site]:
+    stmt = _filtered(filters)
+    return stmt if since is None else stmt.where(Site.updated_at >= since)
+
+
+def export_query(filters: SiteFilters, since: datetime | None) -> Select[Any]:
+    """The export's rows (not run here: the kit streams it), in id order."""
+    return _exported(filters, since).with_only_columns(*_EXPORT_COLUMNS).order_by(Site.id)
+
+
+async def export_state(
+    session: AsyncSession, filters: SiteFilters, since: datetime | None
+) -> tuple[int, datetime | None]:
+    """How many rows the export has and their latest change: its version."""
+    stmt = _exported(filters, since).with_only_columns(func.count(), func.max(Site.updated_at))
+    count, latest = (await session.execute(stmt)).one()
+    return int(count), latest

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from spp_shared.contracts.sites import (
     ImportReport,
@@ -21,9 +24,10 @@ from spp_shared.contracts.sites import (
     SiteStatus,
 )
 from spp_shared.contracts.types import DepartementCode, InseeCommuneCode, RegionCode, Siret
-from spp_shared.kit.conditional import NOT_MODIFIED, ConditionalGetDep
+from spp_shared.kit.conditional import NOT_MODIFIED, ConditionalGet, ConditionalGetDep
 from spp_shared.kit.db import ReadSessionDep, SessionDep
 from spp_shared.kit.errors import ValidationProblem
+from spp_shared.kit.export import ExportFormat, Since, export_response, export_responses
 from spp_shared.kit.idempotency import IdempotencyDep
 from spp_shared.kit.pagination import DEFAULT_LIMIT, Page
 from spp_shared.kit.params import Cursor, IfMatch, Limit
@@ -32,6 +36,7 @@ from spp_sites import serialise, service
 from spp_sites.importer.http import run_import_request
 from spp_sites.models import Site
 from spp_sites.near import MAX_NEAR_CANDIDATES, MAX_NEAR_RADIUS_KM
+from spp_sites.repository import SiteFilters
 from spp_sites.settings import SettingsDep
 
 router = APIRouter(prefix="/v1")
@@ -243,6 +248,94 @@ async def lookup_sites(
     data: LookupRequest, session: ReadSessionDep, settings: SettingsDep
 ) -> LookupResponse:
     return await service.lookup(session, data, settings.lookup_max_items)
+
+
+# Before /sites/{ref}: "export" is a path, not a site reference.
+
+
+@dataclass(frozen=True)
+class _ExportQuery:
+    filters: SiteFilters
+    since: datetime | None
+
+
+def _export_query(
+    network: Annotated[str | None, Query(max_length=64)] = None,
+    departement: Annotated[DepartementCode | None, Query()] = None,
+    region: Annotated[RegionCode | None, Query()] = None,
+    status_: Annotated[SiteStatus | None, Query(alias="status")] = None,
+    since: Since = None,
+) -> _ExportQuery:
+    filters = service.make_filters(
+        network=network,
+        departement=departement,
+        region=region,
+        commune=None,
+        status=status_,
+        kind=None,
+        siret=None,
+        q=None,
+    )
+    return _ExportQuery(filters, since)
+
+
+ExportQueryDep = Annotated[_ExportQuery, Depends(_export_query)]
+
+
+async def _export(
+    request: Request,
+    session: AsyncSession,
+    query: _ExportQuery,
+    fmt: ExportFormat,
+    conditional: ConditionalGet,
+) -> Response:
+    plan = await service.plan_export(session, query.filters, query.since, fmt)
+    return export_response(request.app.state.db, plan, fmt, conditional)
+
+
+@router.get(
+    "/sites/export",
+    tags=["sites"],
+    summary="Export the registry (CSV or JSON Lines, streamed; open data)",
+    response_class=Response,
+    responses=export_responses(description="The sites: CSV with a header row, or JSON Lines."),
+    dependencies=[allowed(Action.sites_read)],
+)
+async def export_sites(
+    request: Request,
+    session: ReadSessionDep,
+    query: ExportQueryDep,
+    conditional: ConditionalGetDep,
+    format_: Annotated[
+        ExportFormat, Query(alias="format", description="csv, or jsonl (JSON Lines).")
+    ] = ExportFormat.csv,
+) -> Response:
+    return await _export(request, session, query, format_, conditional)
+
+
+@router.get(
+    "/sites/export/sites.csv",
+    tags=["sites"],
+    summary="The registry's CSV, where its datapackage.json points",
+    response_class=Response,
+    responses=export_responses(ExportFormat.csv, description="The sites, CSV."),
+    dependencies=[allowed(Action.sites_read)],
+)
+async def export_sites_csv(
+    request: Request, session: ReadSessionDep, query: ExportQueryDep, conditional: ConditionalGetDep
+) -> Response:
+    return await _export(request, session, query, ExportFormat.csv, conditional)
+
+
+@router.get(
+    "/sites/export/datapackage.json",
+    tags=["sites"],
+    summary="The export's Frictionless data package: each column's type and meaning",
+    dependencies=[allowed(Action.sites_read)],
+)
+async def export_datapackage() -> dict[str, Any]:
+    # A path relative to this descriptor (Data Package spec): the CSV beside it.
+    return service.export_datapackage("sites.csv")
 
 
 @router.get(

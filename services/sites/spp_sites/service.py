@@ -21,6 +21,7 @@ from spp_shared.contracts.sites import (
     NetworkPatch,
     SiteClose,
     SiteCreate,
+    SiteExportRow,
     SiteOut,
     SitePatch,
     SiteRef,
@@ -29,6 +30,14 @@ from spp_shared.contracts.sites import (
 from spp_shared.kit.db import WriteSession
 from spp_shared.kit.errors import ValidationProblem
 from spp_shared.kit.etags import check_if_match
+from spp_shared.kit.export import (
+    ExportFormat,
+    ExportPlan,
+    Resource,
+    datapackage,
+    export_etag,
+    table_fields,
+)
 from spp_shared.kit.pagination import BY_ID, Page
 from spp_shared.kit.permissions import Access
 from spp_sites import repository as repo
@@ -401,4 +410,41 @@ def make_filters(
         kind=kind,
         siret=siret,
         words=words[:8],
+    )
+
+
+# --- the open-data export -----------------------------------------------------
+
+EXPORT_FIELDS = table_fields(SiteExportRow)
+
+
+async def plan_export(
+    session: AsyncSession, filters: repo.SiteFilters, since: datetime | None, fmt: ExportFormat
+) -> ExportPlan:
+    """The export's rows and version (the kit streams them once the route answers)."""
+    count, latest = await repo.export_state(session, filters, since)
+    return ExportPlan(
+        query=repo.export_query(filters, since),
+        fields=EXPORT_FIELDS,
+        etag=export_etag("sites", fmt.value, filters, since, count, latest),
+        last_modified=latest,
+        filename="sites",
+    )
+
+
+def export_datapackage(csv_path: str) -> dict[str, Any]:
+    """The registry's datapackage.json; ``csv_path`` is where its CSV is served."""
+    return datapackage(
+        "services-publics-plus-sites",
+        [
+            Resource(
+                name="sites",
+                path=csv_path,
+                fields=EXPORT_FIELDS,
+                title="Reception sites of the public services",
+                description="Every site of the Services Publics+ registry, one row each.",
+                primary_key=("id",),
+            )
+        ],
+        title="Services Publics+: the registry of reception sites",
     )

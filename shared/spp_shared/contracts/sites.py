@@ -378,3 +378,43 @@ class LookupResponse(BaseModel):
 class ImportReport(ImportReportBase):
     committed: bool = Field(description="Whether the registry was changed.")
     networks_created: list[str]
+
+
+class SiteExportRow(BaseModel):
+    """One site in the registry's open-data export (CSV or JSON Lines): its public fields, flat."""
+
+    id: str = Field(description="The site's identifier in this registry (stable).")
+    network: str = Field(description="Code of the network the site belongs to.")
+    external_code: str = Field(description="The site's code in its network.")
+    sp_code: str | None = Field(description="Services Publics+ structure code.")
+    parent_sp_code: str | None = Field(description="SP+ code of the structure above it.")
+    name: str = Field(description="Name shown to the public.")
+    kind: str | None = Field(description="Typology in the network (agence, accueil...).")
+    level: ResultsLevel = Field(description="Level at which the site publishes its results.")
+    siret: str | None = Field(description="SIRET of the establishment, 14 digits.")
+    address_line: str | None = Field(description="Street address.")
+    address_complement: str | None = Field(description="Address complement.")
+    postcode: str | None = Field(description="French postcode, 5 digits.")
+    commune_code: str | None = Field(description="INSEE code of the commune (COG 2024).")
+    commune_name: str | None = Field(description="Name of the commune.")
+    departement_code: str | None = Field(description="INSEE code of the département.")
+    region_code: str | None = Field(description="INSEE code of the région.")
+    country: str = Field(description="Country (France, or abroad for consulates).")
+    latitude: float | None = Field(description="WGS 84 latitude, decimal degrees.")
+    longitude: float | None = Field(description="WGS 84 longitude, decimal degrees.")
+    phone: str | None = Field(description="Phone number, E.164.")
+    email: str | None = Field(description="The site's functional e-mail address.")
+    website: str | None = Field(description="Web page of the site.")
+    appointment_url: str | None = Field(description="Where to book an appointment.")
+    opening_hours: dict[str, Any] | None = Field(
+        description="Opening hours by weekday: lists of {opens, closes} (HH:MM)."
+    )
+    accessibility: dict[str, Any] | None = Field(description="Accessibility features (booleans).")
+    status: SiteStatus = Field(description="open, closed or temporarily_closed.")
+    status_since: date | None = Field(description="Since when the status holds.")
+    reopens_on: date | None = Field(description="Reopening date of a temporarily closed site.")
+    status_reason: str | None = Field(description="Why the site is closed.")
+    sp_member_since: date | None = Field(description="When the site joined Services Publics+.")
+    updated_at: datetime = Field(
+        description="Last change, UTC: pass the latest one you hold as since= to pull changes."
+    )
