@@ -175,6 +175,28 @@ async def test_the_job_of_a_worker_that_died_comes_back_after_its_lease(db: Data
     assert await jobs(db) == []
 
 
+async def test_a_kind_with_its_own_timeout_runs_and_is_leased_that_long(db: Database) -> None:
+    started = asyncio.Event()
+
+    async def slow(job: Job) -> None:
+        started.set()
+        await asyncio.sleep(0.2)
+
+    async with db.sessionmaker() as session, session.begin():
+        await enqueue(session, "import", {}, max_attempts=1)
+        await enqueue(session, "notify", {})
+    clock = Clock()
+    worker = Worker(
+        db, {"import": slow, "notify": slow}, clock=clock, timeout=0.05, timeouts={"import": 600}
+    )
+    running = asyncio.create_task(worker.run_once())
+    await started.wait()  # claimed, running for 0.2 s
+    assert (await jobs(db))[0].run_after - clock.now >= timedelta(seconds=600)
+    assert await running == 2
+    # The import ran its 0.2 s; the other kind was cut at the worker's 0.05 s.
+    assert [(j.kind, j.state) for j in await jobs(db)] == [("notify", JobState.pending)]
+
+
 async def test_a_worker_whose_lease_ended_does_not_overwrite_the_next_claim(db: Database) -> None:
     release = {1: asyncio.Event(), 2: asyncio.Event()}
     started = {1: asyncio.Event(), 2: asyncio.Event()}

@@ -8,6 +8,7 @@ from pathlib import Path
 from spp_shared.kit.cli import Command, background_commands, serve_main
 from spp_shared.kit.migrations import migrate_and_seed
 from spp_sites.demo import main as seed_demo
+from spp_sites.importer.jobs import import_handlers, import_timeouts
 from spp_sites.models import idempotency_keys
 from spp_sites.seed import seed_networks
 from spp_sites.settings import SitesSettings
@@ -31,7 +32,12 @@ def main(argv: list[str] | None = None) -> None:
         default_port=8001,
         migrate=migrate,
         commands={
-            **background_commands(SitesSettings, idempotency_keys=idempotency_keys),
+            **background_commands(
+                SitesSettings,
+                handlers=import_handlers,
+                job_timeouts=import_timeouts,
+                idempotency_keys=idempotency_keys,
+            ),
             "seed-demo": Command("import the demo structures and France services (once)", demo),
         },
         argv=argv,

@@ -20,6 +20,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from spp_shared.kit.db import UTCDateTime, new_metadata
 from spp_shared.kit.idempotency import idempotency_table
+from spp_shared.kit.ingest.jobs import import_tables
 from spp_shared.kit.mixins import UlidPrimaryKey, Versioned
 from spp_shared.kit.outbox import outbox_table
 
@@ -93,3 +94,6 @@ idempotency_keys = idempotency_table(Base.metadata)
 
 # Jobs written with the changes that cause them (kit/outbox.py).
 outbox_jobs = outbox_table(Base.metadata)
+
+# Imports run by the worker (async=true), and their uploads (kit/ingest/jobs.py).
+ingest_imports, ingest_uploads = import_tables(Base.metadata)

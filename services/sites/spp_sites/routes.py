@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
-from sqlalchemy.ext.asyncio import AsyncSession
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 
+from spp_shared.contracts.ingest import ImportJob
 from spp_shared.contracts.sites import (
     ImportReport,
     LookupRequest,
@@ -33,7 +33,7 @@ from spp_shared.kit.pagination import DEFAULT_LIMIT, Page
 from spp_shared.kit.params import Cursor, IfMatch, Limit
 from spp_shared.kit.permissions import Access, allowed
 from spp_sites import serialise, service
-from spp_sites.importer.http import run_import_request
+from spp_sites.importer.http import import_status, run_import_request
 from spp_sites.models import Site
 from spp_sites.near import MAX_NEAR_CANDIDATES, MAX_NEAR_RADIUS_KM
 from spp_sites.repository import SiteFilters
@@ -210,6 +210,14 @@ async def create_site(
     tags=["sites"],
     summary="Bulk import sites (CSV or NDJSON, streamed)",
     response_model=ImportReport,
+    responses={
+        202: {
+            "model": ImportJob,
+            "description": "async=true (or Prefer: respond-async): the file is stored and "
+            "will be imported by the worker; Location is its status URL.",
+            "headers": {"Location": {"schema": {"type": "string"}}},
+        }
+    },
     openapi_extra={
         "requestBody": {
             "content": {
@@ -232,10 +240,44 @@ async def import_sites(
     keep_valid: Annotated[
         bool, Query(description="Write the valid rows even if some are rejected.")
     ] = False,
+    background: Annotated[
+        bool,
+        Query(
+            alias="async",
+            description="Answer 202 at once and import in the background (files too large "
+            "for one request); the Location header is where to read the outcome.",
+        ),
+    ] = False,
+    prefer: Annotated[
+        str | None, Header(description="respond-async: the same as async=true (RFC 7240).")
+    ] = None,
 ) -> Response:
     return await run_import_request(
-        request, access.principal, dry_run=dry_run, keep_valid=keep_valid
+        request,
+        access.principal,
+        dry_run=dry_run,
+        keep_valid=keep_valid,
+        background=background or _respond_async(prefer),
     )
+
+
+def _respond_async(prefer: str | None) -> bool:
+    return prefer is not None and any(
+        p.split(";")[0].strip().lower() == "respond-async" for p in prefer.split(",")
+    )
+
+
+@router.get(
+    "/sites/import/{import_id}",
+    tags=["sites"],
+    summary="Where a background import is, then its report or problem",
+)
+async def get_import_job(
+    import_id: Annotated[str, Path(max_length=26)],
+    request: Request,
+    access: Annotated[Access, allowed(Action.sites_import)],
+) -> ImportJob:
+    return await import_status(request.app.state.db, access.principal, import_id)
 
 
 @router.post(
@@ -284,7 +326,7 @@ ExportQueryDep = Annotated[_ExportQuery, Depends(_export_query)]
 
 async def _export(
     request: Request,
-    session: AsyncSession,
+    session: ReadSessionDep,
     query: _ExportQuery,
     fmt: ExportFormat,
     conditional: ConditionalGet,

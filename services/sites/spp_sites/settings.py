@@ -17,6 +17,9 @@ class SitesSettings(ServiceSettings):
     database_url: str = "sqlite+aiosqlite:///./.var/sites.db"
     import_batch_size: int = 2000
     import_max_bytes: int = 512 * 1024 * 1024
+    # An import run by the worker (async=true) may take this long: 1.5 million
+    # rows wrote at 7,000-15,000 rows/s (bench/README.md).
+    import_job_timeout_seconds: float = 3600.0
     lookup_max_items: int = 10_000
 
 

@@ -109,19 +109,25 @@ def serve_main(
 def background_commands(
     settings: Callable[[], S],
     *,
-    handlers: Callable[[S], Mapping[str, Handler]] | None = None,
+    handlers: Callable[[S, Database], Mapping[str, Handler]] | None = None,
+    job_timeouts: Callable[[S], Mapping[str, float]] | None = None,
     idempotency_keys: Table | None = None,
 ) -> dict[str, Command]:
     """``worker`` and ``purge-jobs`` for every service, ``purge-idempotency``
     for those that keep idempotency keys.
 
-    ``handlers`` gives the service's job handlers by kind, from its settings;
+    ``handlers`` gives the service's job handlers by kind, from its settings
+    and the worker's database;
     every worker also sends e-mail (``send_email``, kit/mail.py).
+    ``job_timeouts`` gives the kinds whose jobs may run longer than
+    ``job_timeout_seconds`` (a bulk import), with their own limit.
     """
     commands = {
         "worker": Command(
             "run the outbox's jobs until stopped (SIGTERM finishes the jobs in hand)",
-            lambda args: _run_worker(settings(), handlers or _no_handlers, args),
+            lambda args: _run_worker(
+                settings(), handlers or _no_handlers, job_timeouts or _no_timeouts, args
+            ),
             _worker_arguments,
         ),
         "purge-jobs": Command(
@@ -144,7 +150,11 @@ def background_commands(
     return commands
 
 
-def _no_handlers(settings: ServiceSettings) -> Mapping[str, Handler]:
+def _no_handlers(settings: ServiceSettings, db: Database) -> Mapping[str, Handler]:
+    return {}
+
+
+def _no_timeouts(settings: ServiceSettings) -> Mapping[str, float]:
     return {}
 
 
@@ -173,7 +183,10 @@ def _purge_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_worker(
-    settings: S, handlers: Callable[[S], Mapping[str, Handler]], args: argparse.Namespace
+    settings: S,
+    handlers: Callable[[S, Database], Mapping[str, Handler]],
+    timeouts: Callable[[S], Mapping[str, float]],
+    args: argparse.Namespace,
 ) -> int:
     configure_logging(settings.log_level, settings.log_json)
 
@@ -181,9 +194,10 @@ def _run_worker(
         db = Database(settings.database_url, pool_size=2)
         worker = Worker(
             db,
-            worker_handlers(settings, handlers(settings)),
+            worker_handlers(settings, handlers(settings, db)),
             concurrency=args.concurrency or settings.worker_concurrency,
             timeout=settings.job_timeout_seconds,
+            timeouts=timeouts(settings),
         )
         try:
             if args.once:

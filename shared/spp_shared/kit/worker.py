@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, select, update
+from sqlalchemy import case, delete, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from spp_shared.kit.db import Database
@@ -95,6 +95,7 @@ class Worker:
         *,
         concurrency: int = 4,
         timeout: float = 60.0,
+        timeouts: Mapping[str, float] | None = None,
         backoff: Backoff = Backoff(),
         clock: Callable[[], datetime] = _utcnow,
         name: str | None = None,
@@ -103,7 +104,9 @@ class Worker:
         self.handlers = dict(handlers)
         self.concurrency = concurrency
         self.timeout = timeout
-        # The handler is cut at ``timeout``; the lease leaves room to record the
+        # Kinds whose jobs run longer than ``timeout`` (a bulk import): their own.
+        self.timeouts = dict(timeouts or {})
+        # The handler is cut at its timeout; the lease leaves room to record the
         # outcome, so a live worker's job is never taken by another.
         self.lease = timedelta(seconds=timeout + 30)
         self.backoff = backoff
@@ -141,7 +144,7 @@ class Worker:
             .values(
                 state=JobState.running,
                 attempts=JOBS.c.attempts + 1,
-                run_after=now + self.lease,
+                run_after=self._lease_end(now),
                 claimed_by=token,
                 updated_at=now,
             )
@@ -154,6 +157,12 @@ class Worker:
             jobs.append(Job(row.id, row.kind, row.payload, row.attempts, row.max_attempts))
             self._tokens[row.id] = token
         return jobs
+
+    def _lease_end(self, now: datetime) -> Any:
+        if not self.timeouts:
+            return now + self.lease
+        ends = {k: now + timedelta(seconds=t + 30) for k, t in self.timeouts.items()}
+        return case(ends, value=JOBS.c.kind, else_=now + self.lease)
 
     async def run_once(self) -> int:
         """Claim a batch of due jobs and run them; how many were claimed."""
@@ -195,7 +204,7 @@ class Worker:
             return
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(self.timeout):
+            async with asyncio.timeout(self.timeouts.get(job.kind, self.timeout)):
                 await self.handlers[job.kind](job)
         except PermanentFailure as exc:
             await self._record_failure(job, token, exc, final=True)

@@ -14,12 +14,14 @@ validates and looks up without writing.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from spp_shared.contracts.sites import ImportReport, SitesAction
 from spp_shared.kit.db import Database
@@ -353,8 +355,13 @@ async def run_import(
     keep_valid: bool = False,
     batch_size: int = DEFAULT_BATCH,
     max_issues: int = MAX_ISSUES,
+    before_commit: Callable[[AsyncSession, ImportReport], Awaitable[None]] | None = None,
 ) -> ImportReport:
-    """Import one spooled file in one transaction; see the module docstring."""
+    """Import one spooled file in one transaction; see the module docstring.
+
+    ``before_commit`` runs in that transaction with the report of an import
+    that writes (a background import records its outcome there).
+    """
     with ExitStack() as stack:
         source = open_source(path, container, stack)
         fmt = _format_of(source)
@@ -397,8 +404,11 @@ async def run_import(
                 extra = {"networks_created": job.networks_created}
                 if job.write and job.wrote:
                     await repo.link_parents(session)
+                    built = report.build(ImportReport, committed=True, **extra)
+                    if before_commit is not None:
+                        await before_commit(session, built)
                     await session.commit()
-                    return report.build(ImportReport, committed=True, **extra)
+                    return built
                 await session.rollback()
                 return report.build(ImportReport, committed=False, **extra)
             except BaseException as exc:

@@ -29,7 +29,8 @@ class Upload:
 BLOCK: Final = 1024 * 1024
 
 
-def _temp_file() -> IO[bytes]:
+def temp_file() -> IO[bytes]:
+    """A named temporary file for an upload, kept until the caller deletes it."""
     return tempfile.NamedTemporaryFile(prefix="spp-import-", suffix=".upload", delete=False)
 
 
@@ -146,7 +147,7 @@ async def spooled_body(request: Request, max_bytes: int) -> AsyncIterator[Upload
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > max_bytes:
         raise _too_large(max_bytes)
-    spool = _Spool(_temp_file())
+    spool = _Spool(temp_file())
     try:
         with spool.file:
             parser: MultipartParser | None = None
