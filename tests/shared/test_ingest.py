@@ -309,3 +309,77 @@ async def test_the_body_is_spooled_raw_or_from_its_file_part_then_deleted() -> N
             "/spool", content=b"{}", headers={"content-type": "application/json"}
         )
         assert unsupported.status_code == 415
+
+
+# --- a results file as the programme publishes them ---------------------------
+
+RESULTS = Table(
+    "results",
+    METADATA,
+    Column("result_code", String(32), primary_key=True),
+    Column("site_code", String(32), nullable=False),
+    Column("indicator", String(16), nullable=False),
+    Column("value", Float),
+    Column("updated_on", Date),
+)
+# The columns of the programme's "export-resultats" (/work/shared/data/README.md).
+EXPORT_RESULTATS = (
+    "code_sp_du_resultat;intitule_du_reseau;typologie;intitule_de_la_structure;"
+    "code_sp_structure;titre_original_de_l_indicateur;code_sp_de_l_indicateur;valeur;"
+    "date_de_mise_a_jour"
+)
+
+
+async def test_a_results_file_in_the_programmes_columns_goes_through_the_pipeline(
+    db: Database, tmp_path: Path
+) -> None:
+    """What the indicators service will do with millions of rows: the kit reads,
+    batches and writes; the service only maps a record to its columns."""
+    path = tmp_path / "export-resultats.csv"
+    lines = [
+        EXPORT_RESULTATS,
+        'R1;Caf;agence;"Caf de Laval; accueil";S1;Délai de réponse;IND-27;12,5;2023-05-02',
+        "R2;Caf;agence;Caf de Laval;S1;Satisfaction;IND-3;;2023-05-02",
+        "R3;Caf;agence;Caf de Laval;S1;Satisfaction;IND-3;beaucoup;2023-05-02",
+    ]
+    path.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(lines).encode() + b"\r\n")
+    with ExitStack() as stack:
+        source = open_source(path, path_container(path), stack)
+        index = {name: i for i, name in enumerate(source.header)}
+        report = ReportBuilder("export-resultats", dry_run=False)
+
+        def to_row(line: int, cells: list[str]) -> dict[str, Any]:
+            def cell(name: str) -> str:
+                return cells[index[name]]
+
+            raw = cell("valeur").replace(",", ".")
+            try:
+                value = float(raw) if raw else None
+            except ValueError:
+                raise RowError("valeur", "must be a number") from None
+            return {
+                "result_code": cell("code_sp_du_resultat"),
+                "site_code": cell("code_sp_structure"),
+                "indicator": cell("code_sp_de_l_indicateur"),
+                "value": value,
+                "updated_on": date.fromisoformat(cell("date_de_mise_a_jour")),
+            }
+
+        async with db.sessionmaker() as session:
+            async for batch in mapped_batches(
+                source.records,
+                to_row,
+                lambda line, exc: report.reject(line, exc.field, exc.reason),
+                batch_size=2,
+            ):
+                report.rows += batch.records
+                await insert_rows(session, RESULTS, list(RESULTS.c.keys()), batch.rows)
+            await session.commit()
+    assert (report.rows, report.rejected) == (3, 1)
+    assert report.rejected_rows[0].line == 4
+    async with db.read_sessionmaker() as session:
+        got = (await session.execute(select(RESULTS).order_by("result_code"))).all()
+    assert [(r.result_code, r.indicator, r.value) for r in got] == [
+        ("R1", "IND-27", 12.5),
+        ("R2", "IND-3", None),
+    ]
