@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from spp_shared.contracts.sites import ImportReport, SitesAction
-from spp_shared.kit.db import Database
+from spp_shared.kit.db import Database, WriteSession
 from spp_shared.kit.errors import Conflict
 from spp_shared.kit.identity import Principal
 from spp_shared.kit.ingest import (
@@ -355,7 +354,7 @@ async def run_import(
     keep_valid: bool = False,
     batch_size: int = DEFAULT_BATCH,
     max_issues: int = MAX_ISSUES,
-    before_commit: Callable[[AsyncSession, ImportReport], Awaitable[None]] | None = None,
+    before_commit: Callable[[WriteSession, ImportReport], Awaitable[None]] | None = None,
 ) -> ImportReport:
     """Import one spooled file in one transaction; see the module docstring.
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from spp_shared.contracts.sites import ImportReport
-from spp_shared.kit.db import Database
+from spp_shared.kit.db import Database, WriteSession
 from spp_shared.kit.errors import Problem
 from spp_shared.kit.identity import Principal
 from spp_shared.kit.ingest import Container
@@ -47,7 +45,7 @@ async def run_import_job(db: Database, settings: SitesSettings, import_id: str) 
     principal = Principal.model_validate(params["principal"])
     instance = status_url(import_id)
 
-    async def record(session: AsyncSession, report: ImportReport) -> None:
+    async def record(session: WriteSession, report: ImportReport) -> None:
         await record_outcome(session, import_id, 200, report.model_dump(mode="json"))
 
     try:

@@ -27,7 +27,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import Integer, String
 
-from spp_shared.kit.db import is_postgresql
+from spp_shared.kit.db import WriteSession, is_postgresql
 
 TABLE: Final = "spp_import_seen"
 SP_CODE: Final = ""  # the network under which SP+ codes are kept
@@ -78,13 +78,13 @@ _SQLITE_LINES: Final = text(
 )
 
 
-async def create(session: AsyncSession) -> None:
+async def create(session: WriteSession) -> None:
     """An empty table for this import, in its transaction."""
     await drop(session)
     await session.execute(_CREATE)
 
 
-async def drop(session: AsyncSession) -> None:
+async def drop(session: WriteSession) -> None:
     """Before a commit (a rollback removes the table by itself)."""
     await session.execute(_PG_DROP if is_postgresql(session) else _SQLITE_DROP)
 
@@ -101,7 +101,7 @@ async def lines(session: AsyncSession, keys: Sequence[Key]) -> dict[Key, int]:
     return {(net, code): line for net, code, line in result}
 
 
-async def add(session: AsyncSession, taken: Mapping[Key, int]) -> None:
+async def add(session: WriteSession, taken: Mapping[Key, int]) -> None:
     """Remember ``taken`` keys (each once) and the line that took each."""
     if not taken:
         return

@@ -13,6 +13,7 @@ from typing import Any, Final, cast
 from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from spp_shared.kit.db import WriteSession
 from spp_shared.kit.ingest import analyze, insert_rows
 from spp_sites import repository as repo
 from spp_sites.importer.networks import PlannedNetwork
@@ -74,13 +75,13 @@ async def existing_sites(
     return [dict(r) for r in rows]
 
 
-async def analyze_sites(session: AsyncSession) -> None:
+async def analyze_sites(session: WriteSession) -> None:
     """Statistics of ``sites`` once an import has grown it (ADR 0020)."""
     await analyze(session, SITES)
 
 
 async def insert_networks(
-    session: AsyncSession, planned: Sequence[PlannedNetwork], stamp: datetime
+    session: WriteSession, planned: Sequence[PlannedNetwork], stamp: datetime
 ) -> None:
     if not planned:
         return
@@ -104,11 +105,11 @@ async def insert_networks(
     )
 
 
-async def insert_sites(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+async def insert_sites(session: WriteSession, rows: Sequence[dict[str, Any]]) -> None:
     await insert_rows(session, SITES, INSERT_COLUMNS, rows)
 
 
-async def update_sites(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+async def update_sites(session: WriteSession, rows: Sequence[dict[str, Any]]) -> None:
     """One executemany UPDATE; ``version`` is bumped in SQL."""
     if not rows:
         return

@@ -46,7 +46,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from spp_shared.contracts.ingest import ImportState
-from spp_shared.kit.db import Database, UTCDateTime, new_metadata
+from spp_shared.kit.db import Database, UTCDateTime, WriteSession, new_metadata
 from spp_shared.kit.ids import new_ulid
 from spp_shared.kit.ingest.body import BLOCK, Upload, temp_file
 from spp_shared.kit.ingest.formats import Container
@@ -92,7 +92,7 @@ def _now() -> datetime:
 
 
 async def store_upload(
-    session: AsyncSession,
+    session: WriteSession,
     upload: Upload,
     *,
     kind: str,
@@ -178,7 +178,7 @@ async def uploaded_file(db: Database, import_id: str) -> AsyncIterator[Path]:
 
 
 async def record_outcome(
-    session: AsyncSession, import_id: str, status: int, result: Mapping[str, Any]
+    session: WriteSession, import_id: str, status: int, result: Mapping[str, Any]
 ) -> None:
     """The import is done: what a synchronous import would have answered, and
     its upload deleted. In ``session``'s transaction: give the import's own

@@ -21,9 +21,8 @@ import asyncpg
 from sqlalchemy import Table, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from spp_shared.kit.db import is_postgresql
+from spp_shared.kit.db import WriteSession, is_postgresql
 
 Processor = Callable[[Any], Any] | None
 
@@ -53,7 +52,7 @@ def _records(
 
 
 async def insert_rows(
-    session: AsyncSession,
+    session: WriteSession,
     table: Table,
     columns: Sequence[str],
     rows: Sequence[Mapping[str, Any]],
@@ -89,7 +88,7 @@ async def insert_rows(
             raise IntegrityError(f"INSERT {table.name}", None, exc) from exc
 
 
-async def analyze(session: AsyncSession, table: Table) -> None:
+async def analyze(session: WriteSession, table: Table) -> None:
     """PostgreSQL: statistics of ``table`` as this transaction sees it; SQLite: nothing.
 
     Rows an import adds have no statistics autovacuum could take (it cannot
