@@ -275,7 +275,7 @@ def _respond_async(prefer: str | None) -> bool:
 async def get_import_job(
     import_id: Annotated[str, Path(max_length=26)],
     request: Request,
-    access: Annotated[Access, allowed(Action.sites_import)],
+    access: Annotated[Access, allowed(SitesAction.sites_import)],
 ) -> ImportJob:
     return await import_status(request.app.state.db, access.principal, import_id)
 
@@ -341,7 +341,7 @@ async def _export(
     summary="Export the registry (CSV or JSON Lines, streamed; open data)",
     response_class=Response,
     responses=export_responses(description="The sites: CSV with a header row, or JSON Lines."),
-    dependencies=[allowed(Action.sites_read)],
+    dependencies=[allowed(SitesAction.sites_read)],
 )
 async def export_sites(
     request: Request,
@@ -361,7 +361,7 @@ async def export_sites(
     summary="The registry's CSV, where its datapackage.json points",
     response_class=Response,
     responses=export_responses(ExportFormat.csv, description="The sites, CSV."),
-    dependencies=[allowed(Action.sites_read)],
+    dependencies=[allowed(SitesAction.sites_read)],
 )
 async def export_sites_csv(
     request: Request, session: ReadSessionDep, query: ExportQueryDep, conditional: ConditionalGetDep
@@ -373,7 +373,7 @@ async def export_sites_csv(
     "/sites/export/datapackage.json",
     tags=["sites"],
     summary="The export's Frictionless data package: each column's type and meaning",
-    dependencies=[allowed(Action.sites_read)],
+    dependencies=[allowed(SitesAction.sites_read)],
 )
 async def export_datapackage() -> dict[str, Any]:
     # A path relative to this descriptor (Data Package spec): the CSV beside it.
