@@ -25,7 +25,7 @@ from spp_shared.contracts.sites import (
 )
 from spp_shared.contracts.types import DepartementCode, InseeCommuneCode, RegionCode, Siret
 from spp_shared.kit.conditional import NOT_MODIFIED, ConditionalGet, ConditionalGetDep
-from spp_shared.kit.db import ReadSessionDep, SessionDep
+from spp_shared.kit.db import Database, DatabaseDep, ReadSessionDep, SessionDep
 from spp_shared.kit.errors import ValidationProblem
 from spp_shared.kit.export import ExportFormat, Since, export_response, export_responses
 from spp_shared.kit.idempotency import IdempotencyDep
@@ -235,6 +235,8 @@ async def create_site(
 )
 async def import_sites(
     request: Request,
+    db: DatabaseDep,
+    settings: SettingsDep,
     access: Annotated[Access, allowed(SitesAction.sites_import)],
     dry_run: Annotated[bool, Query(description="Validate only; write nothing.")] = False,
     keep_valid: Annotated[
@@ -254,6 +256,8 @@ async def import_sites(
 ) -> Response:
     return await run_import_request(
         request,
+        db,
+        settings,
         access.principal,
         dry_run=dry_run,
         keep_valid=keep_valid,
@@ -274,10 +278,10 @@ def _respond_async(prefer: str | None) -> bool:
 )
 async def get_import_job(
     import_id: Annotated[str, Path(max_length=26)],
-    request: Request,
+    db: DatabaseDep,
     access: Annotated[Access, allowed(SitesAction.sites_import)],
 ) -> ImportJob:
-    return await import_status(request.app.state.db, access.principal, import_id)
+    return await import_status(db, access.principal, import_id)
 
 
 @router.post(
@@ -325,14 +329,14 @@ ExportQueryDep = Annotated[_ExportQuery, Depends(_export_query)]
 
 
 async def _export(
-    request: Request,
+    db: Database,
     session: ReadSessionDep,
     query: _ExportQuery,
     fmt: ExportFormat,
     conditional: ConditionalGet,
 ) -> Response:
     plan = await service.plan_export(session, query.filters, query.since, fmt)
-    return export_response(request.app.state.db, plan, fmt, conditional)
+    return export_response(db, plan, fmt, conditional)
 
 
 @router.get(
@@ -344,7 +348,7 @@ async def _export(
     dependencies=[allowed(SitesAction.sites_read)],
 )
 async def export_sites(
-    request: Request,
+    db: DatabaseDep,
     session: ReadSessionDep,
     query: ExportQueryDep,
     conditional: ConditionalGetDep,
@@ -352,7 +356,7 @@ async def export_sites(
         ExportFormat, Query(alias="format", description="csv, or jsonl (JSON Lines).")
     ] = ExportFormat.csv,
 ) -> Response:
-    return await _export(request, session, query, format_, conditional)
+    return await _export(db, session, query, format_, conditional)
 
 
 @router.get(
@@ -364,9 +368,9 @@ async def export_sites(
     dependencies=[allowed(SitesAction.sites_read)],
 )
 async def export_sites_csv(
-    request: Request, session: ReadSessionDep, query: ExportQueryDep, conditional: ConditionalGetDep
+    db: DatabaseDep, session: ReadSessionDep, query: ExportQueryDep, conditional: ConditionalGetDep
 ) -> Response:
-    return await _export(request, session, query, ExportFormat.csv, conditional)
+    return await _export(db, session, query, ExportFormat.csv, conditional)
 
 
 @router.get(

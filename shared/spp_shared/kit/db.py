@@ -157,6 +157,16 @@ class Database:
         await self.read_engine.dispose()
 
 
+def database_dependency(request: Request) -> Database:
+    """The app's :class:`Database`, for work that opens its own sessions (an
+    import's transactions, an export streamed after the route returns)."""
+    db: Database = request.app.state.db
+    return db
+
+
+DatabaseDep = Annotated[Database, Depends(database_dependency)]
+
+
 async def session_dependency(request: Request) -> AsyncIterator[WriteSession]:
     """One session per request; commits before the response is sent.
 

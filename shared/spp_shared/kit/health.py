@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
-from spp_shared.kit.db import Database
+from spp_shared.kit.db import DatabaseDep
 
 router = APIRouter(tags=["health"])
 
@@ -17,8 +17,7 @@ async def healthz(request: Request) -> dict[str, str]:
 
 
 @router.get("/readyz", summary="The service can reach its database", operation_id="readyz")
-async def readyz(request: Request) -> JSONResponse:
-    db: Database = request.app.state.db
+async def readyz(request: Request, db: DatabaseDep) -> JSONResponse:
     try:
         await db.ping()
     except (SQLAlchemyError, OSError) as exc:

@@ -19,6 +19,7 @@ from spp_shared.kit.ingest import Upload, spooled_body
 from spp_shared.kit.ingest.jobs import get_import, store_upload
 from spp_shared.kit.memory import release_memory
 from spp_sites.importer.engine import run_import
+from spp_sites.settings import SitesSettings
 
 IMPORT_JOB: Final = "sites.import"
 
@@ -29,19 +30,20 @@ def status_url(import_id: str) -> str:
 
 async def run_import_request(
     request: Request,
+    db: Database,
+    settings: SitesSettings,
     principal: Principal,
     *,
     dry_run: bool,
     keep_valid: bool,
     background: bool = False,
 ) -> Response:
-    settings = request.app.state.settings
     try:
         async with spooled_body(request, settings.import_max_bytes) as upload:
             if background:
-                return await _store(request.app.state.db, upload, principal, dry_run, keep_valid)
+                return await _store(db, upload, principal, dry_run, keep_valid)
             report = await run_import(
-                request.app.state.db,
+                db,
                 upload.path,
                 upload.container,
                 principal,
