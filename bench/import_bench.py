@@ -45,12 +45,12 @@ from asgi_lifespan import LifespanManager
 from spp_shared.contracts.permissions import Role
 from spp_shared.kit.db import Database
 from spp_shared.kit.identity import Principal, PrincipalKind, sign_assertion
+from spp_shared.kit.ids import new_ulid
 from spp_shared.kit.migrations import upgrade
 from spp_shared.kit.settings import ASSERTION_KEY_ENV
 from spp_sites.app import create_app
 from spp_sites.cli import MIGRATIONS
 from spp_sites.geo import GeoReference
-from spp_sites.ids import new_site_id
 from spp_sites.seed import seed_networks
 from spp_sites.settings import SitesSettings
 from spp_sites.values import finish
@@ -161,7 +161,7 @@ def raw_records(path: Path) -> list[dict[str, Any]]:
                 "sp_member_since": None,
             }  # fmt: skip
             finish(values)
-            values.update(id=new_site_id(), created_at=stamp, updated_at=stamp, version=1)
+            values.update(id=new_ulid(), created_at=stamp, updated_at=stamp, version=1)
             out.append(values)
     return out
 

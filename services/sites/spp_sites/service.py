@@ -38,6 +38,7 @@ from spp_shared.kit.export import (
     export_etag,
     table_fields,
 )
+from spp_shared.kit.ids import is_ulid, new_ulid
 from spp_shared.kit.pagination import BY_ID, Page
 from spp_shared.kit.permissions import Access
 from spp_sites import repository as repo
@@ -50,7 +51,6 @@ from spp_sites.errors import (
     UnknownNetwork,
 )
 from spp_sites.geo import apply_geography
-from spp_sites.ids import looks_like_site_id, new_site_id
 from spp_sites.models import Network, Site
 from spp_sites.near import BY_DISTANCE, bbox, rank
 from spp_sites.permissions import ensure_settable
@@ -122,7 +122,7 @@ async def patch_network(
 async def resolve_site(session: AsyncSession, ref: str, *, for_update: bool = False) -> Site:
     """A site by our id, its SP+ structure code, or ``network:external_code``."""
     site: Site | None = None
-    if looks_like_site_id(ref):
+    if is_ulid(ref):
         site = await repo.get_site(session, ref, for_update=for_update)
     if site is None and ":" in ref:
         network, _, external = ref.partition(":")
@@ -177,7 +177,7 @@ async def create_site(session: WriteSession, access: Access, data: SiteCreate) -
     await _ensure_tree(session, values, old_code=None, field="parent_sp_code")
     stamp = now()
     site = Site(
-        id=new_site_id(),
+        id=new_ulid(),
         **finish(values),
         created_at=stamp,
         updated_at=stamp,

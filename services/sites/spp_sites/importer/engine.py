@@ -26,6 +26,7 @@ from spp_shared.contracts.sites import ImportReport, SitesAction
 from spp_shared.kit.db import Database, WriteSession
 from spp_shared.kit.errors import Conflict
 from spp_shared.kit.identity import Principal
+from spp_shared.kit.ids import new_ulid
 from spp_shared.kit.ingest import (
     DEFAULT_BATCH,
     MAX_ISSUES,
@@ -40,7 +41,6 @@ from spp_shared.kit.ingest import (
 )
 from spp_shared.kit.permissions import Access, authorize
 from spp_sites import repository as repo
-from spp_sites.ids import new_site_id
 from spp_sites.importer import staging, writer
 from spp_sites.importer.fields import visible_name
 from spp_sites.importer.formats import Format
@@ -304,7 +304,7 @@ class _Import:
         if existing is None:
             self.report.created += 1
             merged.update(
-                id=new_site_id(),
+                id=new_ulid(),
                 parent_id=None,
                 status_since=None,
                 created_at=self.stamp,
