@@ -52,6 +52,7 @@ migrate: $(SYNC_STAMP) ## Apply every service's migrations and reference data
 
 bench: $(SYNC_STAMP) ## Run the benchmarks (import, gateway); prints figures and ratios
 	$(BIN)/python bench/import_bench.py
+	$(BIN)/python bench/export_bench.py
 	$(BIN)/python bench/gateway_bench.py
 
 docs: $(SYNC_STAMP) ## Render docs/permissions.md from the permission matrix

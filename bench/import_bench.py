@@ -33,7 +33,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -267,8 +268,10 @@ def _file_chunks(path: Path) -> Any:
             yield chunk
 
 
-def memory_run(url: str, path: Path, rows: int, *, write: bool) -> None:
-    """Start the service on ``url``, import ``path`` once, print its RSS figures."""
+@contextmanager
+def sites_process(url: str) -> Iterator[subprocess.Popen[bytes]]:
+    """``python -m spp_sites serve`` on ``url`` and a free port, answering /healthz;
+    stopped on exit. The port is in ``proc.args``' last item."""
     port = _free_port()
     env = {
         **os.environ,
@@ -279,47 +282,55 @@ def memory_run(url: str, path: Path, rows: int, *, write: bool) -> None:
     }
     cmd = [sys.executable, "-m", "spp_sites", "serve", "--port", str(port)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/healthz").raise_for_status()
+                break
+            except httpx.TransportError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"{' '.join(cmd)} did not start") from None
+                time.sleep(0.2)
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def base_url(proc: subprocess.Popen[bytes]) -> str:
+    return f"http://127.0.0.1:{proc.args[-1]}"  # type: ignore[index]
+
+
+def memory_run(url: str, path: Path, rows: int, *, write: bool) -> None:
+    """Start the service on ``url``, import ``path`` once, print its RSS figures."""
     headers = {
         "content-type": "text/csv",
         "x-spp-assertion": sign_assertion(CAF_KEY, BENCH_KEY, ttl=3600),
     }
-    try:
-        with httpx.Client(base_url=base, timeout=None) as client:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    client.get("/healthz").raise_for_status()
-                    break
-                except httpx.TransportError:
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        raise SystemExit(f"{' '.join(cmd)} did not start") from None
-                    time.sleep(0.2)
-            warm = "network,external_code,name\n" + "".join(
-                f"caf,WARM-{i},Caf {i}\n" for i in range(10)
-            )
-            params = {"dry_run": "true"}
-            client.post("/v1/sites/import", content=warm, headers=headers, params=params)
-            time.sleep(1)
-            idle = proc_mb(proc.pid, "VmRSS")
-            started = time.perf_counter()
-            resp = client.post(
-                "/v1/sites/import",
-                content=_file_chunks(path),
-                headers=headers,
-                params={} if write else params,
-            )
-            elapsed = time.perf_counter() - started
-            resp.raise_for_status()
-            report = resp.json()
-            assert report["rejected"] == 0, report
-            assert report["created"] == rows, report
-            peak = proc_mb(proc.pid, "VmHWM")
-            time.sleep(1)
-            after = proc_mb(proc.pid, "VmRSS")
-    finally:
-        proc.terminate()
-        proc.wait(30)
+    with sites_process(url) as proc, httpx.Client(base_url=base_url(proc), timeout=None) as client:
+        warm = "network,external_code,name\n" + "".join(
+            f"caf,WARM-{i},Caf {i}\n" for i in range(10)
+        )
+        params = {"dry_run": "true"}
+        client.post("/v1/sites/import", content=warm, headers=headers, params=params)
+        time.sleep(1)
+        idle = proc_mb(proc.pid, "VmRSS")
+        started = time.perf_counter()
+        resp = client.post(
+            "/v1/sites/import",
+            content=_file_chunks(path),
+            headers=headers,
+            params={} if write else params,
+        )
+        elapsed = time.perf_counter() - started
+        resp.raise_for_status()
+        report = resp.json()
+        assert report["rejected"] == 0, report
+        assert report["created"] == rows, report
+        peak = proc_mb(proc.pid, "VmHWM")
+        time.sleep(1)
+        after = proc_mb(proc.pid, "VmRSS")
     label = "write" if write else "dry run"
     line(
         f"{label}, service process",
