@@ -201,6 +201,41 @@ def fresh_database_url(tmp_path: Path) -> Iterator[Callable[[str], str]]:
         drop_database(url)
 
 
+# --- feedback, indicators, labelling ------------------------------------------------
+
+
+def _shell_service_db(name: str, tmp_path_factory: pytest.TempPathFactory) -> ServiceDB:
+    """A service's database migrated with its real history, with its reference
+    data, as ``python -m spp_<name> migrate`` leaves it."""
+    from importlib import import_module
+
+    seed = {"indicators": ("spp_indicators.seed", "seed_commitments")}.get(name)
+    db = migrated_db(
+        name,
+        import_module(f"spp_{name}.cli").MIGRATIONS,
+        import_module(f"spp_{name}.models").Base.metadata,
+        tmp_path_factory.mktemp(name),
+        getattr(import_module(seed[0]), seed[1]) if seed else None,
+    )
+    asyncio.run(db.reset())
+    return db
+
+
+def _shell_service_db_fixture(name: str) -> Any:
+    @pytest.fixture(scope="session", name=f"{name}_db")
+    def fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceDB]:
+        db = _shell_service_db(name, tmp_path_factory)
+        yield db
+        drop_database(db.url)
+
+    return fixture
+
+
+feedback_db = _shell_service_db_fixture("feedback")
+indicators_db = _shell_service_db_fixture("indicators")
+labelling_db = _shell_service_db_fixture("labelling")
+
+
 # --- gateway -----------------------------------------------------------------------
 
 

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import uvicorn
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import MetaData, Table, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.types import ASGIApp
 
 from spp_shared.kit.db import Database
 from spp_shared.kit.identity import ANONYMOUS, ASSERTION_HEADER, Principal, sign_assertion
@@ -25,6 +30,16 @@ TEST_ASSERTION_KEY = "spp-test-assertion-key-0123456789abcdef"
 
 def assertion_headers(principal: Principal, key: str = TEST_ASSERTION_KEY) -> dict[str, str]:
     return {"x-spp-assertion": sign_assertion(principal, key)}
+
+
+def expired_assertion_headers(principal: Principal) -> dict[str, str]:
+    """An assertion the platform signed, past its life."""
+    return {ASSERTION_HEADER: sign_assertion(principal, TEST_ASSERTION_KEY, now=time.time() - 600)}
+
+
+def foreign_assertion_headers(principal: Principal) -> dict[str, str]:
+    """An assertion well formed and in date, signed with a key the platform does not hold."""
+    return assertion_headers(principal, key="a-key-that-is-not-the-platform-one-0123456789")
 
 
 class AsGateway(httpx.Auth):
@@ -92,3 +107,48 @@ class ServiceDB:
         finally:
             if database is None:
                 await db.dispose()
+
+
+class ServedApp:
+    """An ASGI app served by uvicorn in a daemon thread, on its own port."""
+
+    def __init__(self, app: ASGIApp, **config: Any) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port: int = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        options: dict[str, Any] = {
+            "log_level": "warning",
+            "lifespan": "on",
+            "server_header": True,
+            "access_log": False,
+        }
+        options.update(config)
+        self.server = uvicorn.Server(uvicorn.Config(app, **options))
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
+        )
+
+    def start(self, timeout: float = 10.0) -> ServedApp:
+        self.thread.start()
+        for _ in range(int(timeout / 0.01)):
+            if self.server.started:
+                return self
+            if not self.thread.is_alive():
+                break
+            threading.Event().wait(0.01)
+        raise RuntimeError("uvicorn did not start")
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.sock.close()
+
+
+def dead_url() -> str:
+    """A 127.0.0.1 URL where nothing listens: connections are refused."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}"

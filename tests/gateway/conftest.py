@@ -1,8 +1,5 @@
-"""Real servers for the gateway tests: uvicorn in background threads.
-
-:class:`ServedApp` runs any ASGI app under uvicorn on a free 127.0.0.1 port
-(the socket is bound before the server starts, so there is no port race)
-and stops it on teardown. The upstreams are small FastAPI apps that echo
+"""Real servers for the gateway tests: uvicorn in background threads
+(:class:`tests.support.ServedApp`). The upstreams are small FastAPI apps that echo
 what reached them, so tests assert on what the gateway actually forwarded.
 """
 
@@ -10,15 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import socket
-import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
@@ -28,7 +22,9 @@ from spp_gateway import GatewaySettings, create_app
 from spp_shared.contracts.permissions import Role
 from spp_shared.kit.db import Database
 from spp_shared.kit.identity import ANONYMOUS, PRINCIPAL_STATE, Principal, PrincipalKind
+from tests.support import ServedApp as ServedApp
 from tests.support import ServiceDB
+from tests.support import dead_url as dead_url
 
 BOOTSTRAP_TOKEN = "test-bootstrap-token-0123456789abcdef"
 METRICS_TOKEN = "test-metrics-token-0123456789abcdef0"
@@ -41,51 +37,6 @@ CHUNK = 64 * 1024
 @pytest.fixture(scope="session")
 def anyio_backend() -> str:
     return "asyncio"
-
-
-class ServedApp:
-    """An ASGI app served by uvicorn in a daemon thread, on its own port."""
-
-    def __init__(self, app: ASGIApp, **config: Any) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port: int = self.sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        options: dict[str, Any] = {
-            "log_level": "warning",
-            "lifespan": "on",
-            "server_header": True,
-            "access_log": False,
-        }
-        options.update(config)
-        self.server = uvicorn.Server(uvicorn.Config(app, **options))
-        self.thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
-        )
-
-    def start(self, timeout: float = 10.0) -> ServedApp:
-        self.thread.start()
-        for _ in range(int(timeout / 0.01)):
-            if self.server.started:
-                return self
-            if not self.thread.is_alive():
-                break
-            threading.Event().wait(0.01)
-        raise RuntimeError("uvicorn did not start")
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-        self.sock.close()
-
-
-def dead_url() -> str:
-    """A 127.0.0.1 URL where nothing listens: connections are refused."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
 
 
 def pattern_chunk(index: int) -> bytes:

@@ -65,6 +65,8 @@ class Problem(Exception):
     status: ClassVar[int] = 400
     type_: ClassVar[str] = "bad-request"
     title: ClassVar[str] = "Bad request"
+    # Headers every answer of this kind carries (``headers=`` may override them).
+    headers_always: ClassVar[Mapping[str, str]] = {}
 
     def __init__(
         self,
@@ -77,7 +79,7 @@ class Problem(Exception):
         super().__init__(detail or self.title)
         self.detail = detail
         self.errors = errors
-        self.headers = dict(headers or {})
+        self.headers = {**self.headers_always, **(headers or {})}
         self.extra = extra
 
     def to_body(self, instance: str | None = None) -> dict[str, Any]:
@@ -106,6 +108,10 @@ class Unauthorized(Problem):
     status = 401
     type_ = "unauthorized"
     title = "Authentication required"
+    # RFC 9110: a 401 names how to authenticate. The platform's callers send
+    # bearer tokens (or X-API-Key) to the gateway, which passes a service's
+    # 401 on as it is.
+    headers_always: ClassVar[Mapping[str, str]] = {"WWW-Authenticate": "Bearer"}
 
 
 class Forbidden(Problem):

@@ -43,18 +43,21 @@ class ControlCharacterGuard:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             raw_path = scope.get("raw_path") or scope["path"].encode()
-            instance = scope["path"].encode("unicode_escape").decode()[:200]
             if has_control_characters(raw_path, scope.get("query_string", b"")):
                 await _refuse(
-                    send, 400, "The path or the query string contains control characters.", instance
+                    send, scope, 400, "The path or the query string contains control characters."
                 )
                 return
             if _encoded_body(scope["headers"]):
                 # Reading gzip as if it were JSON would answer nonsense.
-                await _refuse(send, 415, "Send request bodies without Content-Encoding.", instance)
+                await _refuse(send, scope, 415, "Send request bodies without Content-Encoding.")
                 return
         await self.app(scope, receive, send)
 
 
-async def _refuse(send: Send, status: int, detail: str, instance: str) -> None:
-    await send_problem_response(send, status_problem(status, detail, instance=instance))
+async def _refuse(send: Send, scope: Scope, status: int, detail: str) -> None:
+    # The path may be the very thing refused: escaped, and cut short.
+    instance = scope["path"].encode("unicode_escape").decode()[:200]
+    state = scope.get("state") or {}
+    body = status_problem(status, detail, instance=instance, request_id=state.get("request_id"))
+    await send_problem_response(send, body)
