@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from spp_gateway.admin import router as admin_router
 from spp_gateway.auth import Authenticator
-from spp_gateway.hardening import BodyPolicy, RequestBounds, SecurityHeaders, cors
+from spp_gateway.hardening import BodyPolicy, RequestBounds, cors
 from spp_gateway.metrics import GatewayMetrics
 from spp_gateway.oidc import OidcConfig, OidcVerifier
 from spp_gateway.openapi import OpenAPICache
@@ -48,6 +48,7 @@ from spp_shared.kit.errors import install_problem_handlers
 from spp_shared.kit.identity import Principal
 from spp_shared.kit.logging import RequestContextMiddleware, configure_logging
 from spp_shared.kit.metrics import MetricsMiddleware
+from spp_shared.kit.security_headers import SecurityHeaders
 from spp_shared.kit.settings import require_assertion_key
 
 SERVICE_NAME = "gateway"

@@ -21,6 +21,7 @@ GATEWAY_ADMIN_BODY_LIMIT = 64 * 1024
 
 NOWHERE = "/v1/conformance/nothing-here"
 HEALTHZ = Call("GET", "/healthz", "none")
+DOCS = Call("GET", "/docs", "none")
 READYZ = Call("GET", "/readyz", "none")
 METRICS = Call("GET", "/metrics", "none")
 
@@ -195,8 +196,8 @@ def guard_calls(name: str) -> tuple[Call, ...]:
 
 
 def secured_calls(name: str) -> tuple[Call, ...]:
-    """Answers of every kind: health, a problem, and through the gateway what
-    each service answered."""
+    """API answers of every kind: health, a problem, a resource (through the
+    gateway: each service's)."""
     if name == GATEWAY:
         proxied = tuple(Call("GET", jobs(s), "admin") for s in SERVICES)
         return (HEALTHZ, Call("GET", NOWHERE), *proxied)
@@ -215,3 +216,4 @@ def every_call(name: str) -> Iterator[Call]:
             yield call
     yield from guard_calls(name)
     yield from secured_calls(name)
+    yield DOCS

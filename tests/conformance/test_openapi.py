@@ -16,12 +16,13 @@ from tests.conformance.harness import GATEWAY, SERVICES, Answer, App, Call
 OPENAPI = Call("GET", "/openapi.json", "none")
 
 # Paths the documents leave out on purpose: the operations endpoints, read by
-# probes and Prometheus, not by the clients generated from the document.
+# probes and Prometheus, and the documentation itself, not by the clients
+# generated from the document.
 # (A service documents its /healthz and /readyz; the gateway's merged
 # document holds the /v1 API alone.)
 OUTSIDE_THE_DOCUMENT: dict[str, frozenset[str]] = {
-    GATEWAY: frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"}),
-    **{name: frozenset({"/metrics", "/openapi.json"}) for name in SERVICES},
+    GATEWAY: frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"}),
+    **{name: frozenset({"/metrics", "/openapi.json", "/docs"}) for name in SERVICES},
 }
 
 

@@ -22,9 +22,10 @@ import orjson
 import pytest
 from starlette.types import Receive, Scope, Send
 
-from spp_gateway.hardening import DRAIN_BYTES, RequestBounds, SecurityHeaders
+from spp_gateway.hardening import DRAIN_BYTES, RequestBounds
 from spp_gateway.settings import GatewaySettings
 from spp_shared.kit.errors import PROBLEM_MEDIA_TYPE, TYPE_BASE
+from spp_shared.kit.security_headers import SecurityHeaders
 from tests.support import ServiceDB
 
 from .conftest import BOOTSTRAP_TOKEN, ServedApp, gateway_settings, serve_gateway

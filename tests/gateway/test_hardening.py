@@ -17,17 +17,10 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from spp_gateway.hardening import (
-    API_CSP,
-    SECURITY_HEADERS,
-    BodyTooLarge,
-    RequestBounds,
-    SecurityHeaders,
-    cors,
-    docs_csp,
-)
+from spp_gateway.hardening import BodyTooLarge, RequestBounds, cors
 from spp_gateway.settings import GatewaySettings
 from spp_shared.kit.errors import PROBLEM_MEDIA_TYPE, TYPE_BASE
+from spp_shared.kit.security_headers import API_CSP, SECURITY_HEADERS, SecurityHeaders, docs_csp
 
 from .conftest import ServedApp
 

@@ -18,6 +18,7 @@ from spp_shared.kit.identity import AssertionGuard
 from spp_shared.kit.jobs import JobGauge, jobs_router
 from spp_shared.kit.logging import RequestContextMiddleware, configure_logging
 from spp_shared.kit.metrics import Metrics, MetricsMiddleware, metrics_endpoint
+from spp_shared.kit.security_headers import SecurityHeaders
 from spp_shared.kit.settings import ServiceSettings, require_assertion_key
 
 PROBLEM_SCHEMA: dict[str, Any] = {
@@ -96,6 +97,9 @@ def create_service_app(
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
         responses=PROBLEM_RESPONSES,
+        # One docs page, Swagger UI at /docs, as the gateway's: its CSP is
+        # written for that page (kit/security_headers.py).
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.db = db
@@ -134,4 +138,7 @@ def create_service_app(
     app.add_middleware(
         RequestContextMiddleware, service=settings.service_name, access_log=settings.access_log
     )
+    # Outermost of ours, as at the gateway; FastAPI answers a crash's 500
+    # outside every middleware (the kit's handler, which logs it).
+    app.add_middleware(SecurityHeaders, answer_crashes=False)
     return app

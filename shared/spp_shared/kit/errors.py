@@ -201,6 +201,15 @@ def status_problem(status: int, detail: str | None = None, **extra: Any) -> dict
     return problem_body(status=status, type_=type_, title=title, detail=detail, **extra)
 
 
+def internal_error_problem(request_id: str | None) -> dict[str, Any]:
+    """The 500's body: nothing of the error, only the id to quote."""
+    body = status_problem(500, "An unexpected error occurred; quote the request id.")
+    body["type"] = TYPE_BASE + "internal-error"
+    body["title"] = "Internal error"
+    body["request_id"] = request_id
+    return body
+
+
 async def send_problem_response(
     send: Send, body: Mapping[str, Any], *, headers: Iterable[tuple[bytes, bytes]] = ()
 ) -> None:
@@ -305,11 +314,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         # Logged with its traceback for operators; the client sees only the id.
         log.exception("unhandled_error", path=request.url.path, error_type=type(exc).__name__)
-        body = status_problem(500, "An unexpected error occurred; quote the request id.")
-        body["type"] = TYPE_BASE + "internal-error"
-        body["title"] = "Internal error"
-        body["request_id"] = request_id_of(request)
-        return ProblemResponse(body, status_code=500)
+        return ProblemResponse(internal_error_problem(request_id_of(request)), status_code=500)
 
     async def on_database_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, OperationalError)
