@@ -100,3 +100,52 @@ async def test_peer_down_is_a_clear_503_problem() -> None:
     body = err.value.to_body()
     assert body["status"] == 503
     assert "sites" in body["detail"]
+
+
+class Failing(Flaky):
+    """A peer answering ``status`` ``failures`` times, then 200."""
+
+    def __init__(self, failures: int, status: int) -> None:
+        super().__init__(failures)
+        self.status = status
+
+    async def endpoint(self, request: Request) -> JSONResponse:
+        answer = await super().endpoint(request)
+        if answer.status_code == 503:
+            return JSONResponse({"status": self.status}, status_code=self.status)
+        return answer
+
+
+@pytest.mark.parametrize("status", [502, 504])
+async def test_bad_gateway_and_timeout_answers_are_retried_too(status: int) -> None:
+    peer = Failing(failures=1, status=status)
+    client = client_for(peer)
+    thing = await client.request_model(Thing, "GET", "/thing")
+    await client.aclose()
+    assert (thing.count, peer.attempts) == (2, 2)
+
+
+@pytest.mark.parametrize("status", [400, 404, 409, 422, 500])
+async def test_other_errors_are_answered_at_once(status: int) -> None:
+    peer = Failing(failures=5, status=status)
+    client = client_for(peer)
+    response = await client.request("GET", "/thing")
+    await client.aclose()
+    assert (response.status_code, peer.attempts) == (status, 1)
+
+
+async def test_a_write_the_caller_knows_is_idempotent_may_be_retried() -> None:
+    peer = Flaky(failures=1)
+    client = client_for(peer)
+    response = await client.request("POST", "/thing", json={}, retry=True)
+    await client.aclose()
+    assert (response.status_code, peer.attempts) == (200, 2)
+
+
+async def test_a_read_may_be_kept_to_one_attempt() -> None:
+    peer = Flaky(failures=1)
+    client = client_for(peer)
+    with pytest.raises(PeerUnavailable):
+        await client.request("GET", "/thing", retry=False)
+    await client.aclose()
+    assert peer.attempts == 1
