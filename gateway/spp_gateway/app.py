@@ -45,6 +45,7 @@ from spp_gateway.upstream import UpstreamClient
 from spp_shared.kit.app import PROBLEM_SCHEMA
 from spp_shared.kit.db import Database
 from spp_shared.kit.errors import install_problem_handlers
+from spp_shared.kit.guards import ControlCharacterGuard
 from spp_shared.kit.identity import Principal
 from spp_shared.kit.logging import RequestContextMiddleware, configure_logging
 from spp_shared.kit.metrics import MetricsMiddleware
@@ -277,7 +278,9 @@ def create_app(
             db, actor=principal, method=method, path=path, status=status, request_id=request_id
         )
 
-    internal = _internal_app(settings, routes, parts, metrics)
+    # The gateway's own routes refuse what the services' do (the kit's guard):
+    # a gzip body read as JSON would answer nonsense, not 415.
+    internal = ControlCharacterGuard(_internal_app(settings, routes, parts, metrics))
     proxy = Proxy(
         routes=routes,
         auth=auth,

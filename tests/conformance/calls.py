@@ -146,8 +146,12 @@ PROBLEMS: dict[str, dict[int, tuple[Call, ...] | Gap]] = {
                 b" " * (GATEWAY_ADMIN_BODY_LIMIT + 1),
             ),
         ),
-        # The gateway forwards the body as sent; the service refuses it.
-        415: (Call("POST", "/v1/networks", "admin", _GZIP, gzip.compress(b'{"code": "gz"}')),),
+        # The gateway forwards the body as sent, the service refuses it; its
+        # own routes refuse it as the services do.
+        415: (
+            Call("POST", "/v1/networks", "admin", _GZIP, gzip.compress(b'{"code": "gz"}')),
+            Call("POST", "/v1/api-keys", "admin", _GZIP, gzip.compress(b'{"name": "gz"}')),
+        ),
         # The gateway's own route, and a service's passed through.
         422: (
             Call("GET", "/v1/audit-events?limit=abc", "admin"),
