@@ -11,7 +11,7 @@ import gzip
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from tests.conformance.harness import APPS, GATEWAY, SERVICES, UNREACHABLE, Call, Caller
+from tests.conformance.harness import APPS, GATEWAY, NOT_READY, SERVICES, Call, Caller
 
 # The sites service's bound on an import body in this suite (conftest.py sets
 # it), low enough for a small request to pass it; the default is 512 MiB.
@@ -34,9 +34,9 @@ def jobs(service: str) -> str:
     return f"/v1/{service}/jobs"
 
 
-def unreachable(path: str, caller: Caller = "none") -> tuple[Call, ...]:
-    """``path`` on each instance built on a database it cannot reach."""
-    return tuple(Call("GET", path, caller, instance=i) for i in UNREACHABLE)
+def not_ready(path: str, caller: Caller = "none") -> tuple[Call, ...]:
+    """``path`` on each instance built on a database it cannot use."""
+    return tuple(Call("GET", path, caller, instance=i) for i in NOT_READY)
 
 
 # --- who may read the operations endpoints ----------------------------------------------
@@ -68,7 +68,7 @@ METRICS_CALLS: dict[str, tuple[Call, ...]] = {
         Call("GET", "/metrics", "ops"),
         Call("GET", "/metrics", "wrong"),
         Call("GET", "/readyz", "ops"),
-        *unreachable("/readyz", "ops"),
+        *not_ready("/readyz", "ops"),
     ),
     **{name: (METRICS,) for name in SERVICES},
 }
@@ -212,8 +212,8 @@ def every_call(name: str) -> Iterator[Call]:
     """Every call the conformance tests make to app ``name``."""
     yield HEALTHZ
     yield READYZ
-    yield from unreachable("/readyz")
-    yield from unreachable("/healthz")
+    yield from not_ready("/readyz")
+    yield from not_ready("/healthz")
     yield from METRICS_CALLS[name]
     for app, _, call in problem_calls():
         if app == name:

@@ -33,19 +33,15 @@ from tests.conformance.harness import (
 from tests.support import ServedApp, ServiceDB
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def unreachable_database_urls(folder: Path) -> dict[Instance, str]:
-    """Database URLs that cannot be reached: a SQLite "file" that is a folder
-    (it cannot be opened), and a PostgreSQL port where nothing listens."""
+def unusable_database_urls(folder: Path, closed_port: int) -> dict[Instance, str]:
+    """Database URLs an app cannot use: a SQLite "file" that is a folder (it
+    cannot be opened), a PostgreSQL port where nothing listens, and a SQLite
+    file that does not exist yet (opened, empty: no schema)."""
     folder.mkdir(parents=True, exist_ok=True)
     return {
         "unreachable-sqlite": f"sqlite+aiosqlite:///{folder}",
-        "unreachable-postgresql": f"postgresql+asyncpg://spp@127.0.0.1:{_free_port()}/spp",
+        "empty-sqlite": f"sqlite+aiosqlite:///{folder / 'empty.db'}",
+        "unreachable-postgresql": f"postgresql+asyncpg://spp@127.0.0.1:{closed_port}/spp",
     }
 
 
@@ -113,16 +109,20 @@ def conformance_apps(
         "labelling": labelling_db,
         GATEWAY: gateway_db,
     }
-    unreachable = unreachable_database_urls(tmp_path_factory.mktemp("unreachable"))
+    # Bound and never listening: connections are refused, and no other
+    # process on the machine can take the port while the session runs.
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    unusable = unusable_database_urls(tmp_path_factory.mktemp("unusable"), closed.getsockname()[1])
     apps: dict[str, App] = {}
 
     def upstream_urls() -> dict[str, str]:
         return {name: apps[name].url("main") for name in SERVICES}
 
     for name in SERVICES:
-        urls: dict[Instance, str] = {"main": databases[name].url, **unreachable}
+        urls: dict[Instance, str] = {"main": databases[name].url, **unusable}
         apps[name] = App(name, {i: _service_factory(name, url) for i, url in urls.items()})
-    gateway_urls: dict[Instance, str] = {"main": gateway_db.url, **unreachable}
+    gateway_urls: dict[Instance, str] = {"main": gateway_db.url, **unusable}
     apps[GATEWAY] = App(
         GATEWAY, {i: _gateway_factory(url, upstream_urls) for i, url in gateway_urls.items()}
     )
@@ -131,6 +131,7 @@ def conformance_apps(
         apps[name].stop_serving()
     for name in APPS:
         apps[name].close()
+    closed.close()
 
 
 @pytest.fixture(params=APPS)

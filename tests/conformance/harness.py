@@ -50,10 +50,11 @@ Caller = Literal[
 ]
 
 # ``main``: the app on its migrated database; the others: the same app built
-# on a database URL that cannot be reached (a SQLite path that cannot be
-# opened, a PostgreSQL port where nothing listens).
-Instance = Literal["main", "unreachable-sqlite", "unreachable-postgresql"]
-UNREACHABLE: tuple[Instance, ...] = ("unreachable-sqlite", "unreachable-postgresql")
+# on a database it cannot use: one that cannot be reached (a SQLite path that
+# cannot be opened, a PostgreSQL port where nothing listens), or an empty one
+# (a SQLite path mistyped: a new file, no schema).
+Instance = Literal["main", "unreachable-sqlite", "unreachable-postgresql", "empty-sqlite"]
+NOT_READY: tuple[Instance, ...] = ("unreachable-sqlite", "unreachable-postgresql", "empty-sqlite")
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conformance.calls import HEALTHZ, OPS_ACCESS, READYZ
-from tests.conformance.harness import SERVICES, UNREACHABLE, App, Call, Instance
+from tests.conformance.harness import NOT_READY, SERVICES, App, Call, Instance
 
 
 def test_healthz_says_alive(app: App) -> None:
@@ -29,8 +29,8 @@ def test_readyz_says_ready_with_the_details_its_access_rule_allows(app: App) -> 
     )
 
 
-@pytest.mark.parametrize("instance", UNREACHABLE)
-def test_readyz_says_unavailable_when_the_database_cannot_be_reached(
+@pytest.mark.parametrize("instance", NOT_READY)
+def test_readyz_says_unavailable_when_the_database_cannot_be_used(
     app: App, instance: Instance
 ) -> None:
     answer = app.answer(Call("GET", "/readyz", "none", instance=instance))

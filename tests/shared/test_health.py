@@ -1,5 +1,6 @@
 """/healthz and /readyz (kit/health.py) on an app of their own: ready on a
-database it can read, 503 on one it cannot reach, alive either way."""
+migrated database, 503 on one it cannot reach or that holds no schema,
+alive either way."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from spp_feedback.cli import MIGRATIONS
 from spp_shared.kit.db import Database
 from spp_shared.kit.health import router
+from spp_shared.kit.migrations import upgrade
 
 pytestmark = pytest.mark.anyio
 
@@ -21,8 +24,11 @@ pytestmark = pytest.mark.anyio
 def database_urls(tmp_path: Path) -> dict[str, str]:
     folder = tmp_path / "a-folder"
     folder.mkdir()
+    migrated = f"sqlite+aiosqlite:///{tmp_path / 'migrated.db'}"
+    upgrade(MIGRATIONS, migrated)
     return {
-        "reachable": f"sqlite+aiosqlite:///{tmp_path / 'health.db'}",
+        "migrated": migrated,
+        "empty": f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}",
         # A SQLite "file" that is a folder cannot be opened.
         "unreachable": f"sqlite+aiosqlite:///{folder}",
     }
@@ -43,8 +49,8 @@ async def _client(url: str) -> AsyncIterator[httpx.AsyncClient]:
         await app.state.db.dispose()
 
 
-async def test_ready_on_a_database_it_can_read(database_urls: dict[str, str]) -> None:
-    async with _client(database_urls["reachable"]) as client:
+async def test_ready_on_a_migrated_database(database_urls: dict[str, str]) -> None:
+    async with _client(database_urls["migrated"]) as client:
         ready = await client.get("/readyz")
         assert (ready.status_code, ready.json()) == (
             200,
@@ -68,3 +74,13 @@ async def test_unavailable_on_a_database_it_cannot_reach_yet_alive(
         assert "a-folder" not in ready.text
         alive = await client.get("/healthz")
         assert (alive.status_code, alive.json()) == (200, {"status": "ok", "service": "test"})
+
+
+async def test_unavailable_on_a_database_without_its_schema(database_urls: dict[str, str]) -> None:
+    # A mistyped SQLite path is a new, empty database: reachable, and useless.
+    async with _client(database_urls["empty"]) as client:
+        ready = await client.get("/readyz")
+        assert (ready.status_code, ready.json()) == (
+            503,
+            {"status": "unavailable", "service": "test", "database": "not migrated"},
+        )
