@@ -26,12 +26,12 @@ import httpx
 from sqlalchemy import text
 
 from spp_shared.kit.db import Database
-from spp_shared.kit.identity import sign_assertion
 from spp_sites.importer import import_file
 
 sys.path.insert(0, str(Path(__file__).parent))
-from import_bench import ADMIN, BENCH_KEY, base_url, proc_mb, scratch_pg, seed, sites_process
+from import_bench import ADMIN, GATEWAY, base_url, proc_mb, scratch_pg, seed, sites_process
 
+EXPORT_PATH = "/v1/sites/export"
 # The programme's export, as the sites service ships it for its demo.
 EXPORT = (
     Path(__file__).parents[1]
@@ -72,7 +72,7 @@ async def load(url: str, copies: int) -> int:
 def stream_export(client: httpx.Client, params: dict[str, str]) -> tuple[int, int, float]:
     started = time.perf_counter()
     size = lines = 0
-    with client.stream("GET", "/v1/sites/export", params=params) as resp:
+    with client.stream("GET", EXPORT_PATH, params=params) as resp:
         resp.raise_for_status()
         for chunk in resp.iter_bytes():
             size += len(chunk)
@@ -81,7 +81,8 @@ def stream_export(client: httpx.Client, params: dict[str, str]) -> tuple[int, in
 
 
 def run_service(url: str, scales: list[tuple[str, dict[str, str]]]) -> None:
-    headers = {"x-spp-assertion": sign_assertion(ADMIN, BENCH_KEY, ttl=3600)}
+    # Every call of the run is this one GET: one assertion, signed for it.
+    headers = {"x-spp-assertion": GATEWAY.sign(ADMIN, method="GET", path=EXPORT_PATH, ttl=3600)}
     with (
         sites_process(url) as proc,
         httpx.Client(base_url=base_url(proc), timeout=None, headers=headers) as client,

@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import re
-import secrets
 import shlex
 import shutil
 import socket
@@ -275,11 +274,12 @@ def main() -> None:
         args.credential = "bootstrap"
     workdir = Path(tempfile.mkdtemp(prefix="spp-gateway-bench-"))
     up_port, gw_port = free_port(), free_port()
-    assertion_key = "bench-" + secrets.token_hex(24)
+    from spp_shared.kit.keys import platform_keys_env
+
     env = {
         **os.environ,
+        **platform_keys_env(("gateway", "sites")),
         "SPP_BOOTSTRAP_TOKEN": BENCH_TOKEN,
-        "SPP_ASSERTION_KEY": assertion_key,
         "SPP_GATEWAY_SITES_URL": f"http://127.0.0.1:{up_port}",
         "SPP_GATEWAY_LOG_LEVEL": "warning",
         "SPP_GATEWAY_DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/gateway.db",
@@ -320,10 +320,18 @@ def main() -> None:
     gw_cmd = [py, "-m", "spp_gateway", "--port", str(gw_port)]
     subprocess.run([py, "-m", "spp_gateway", "migrate"], env=env, check=True, capture_output=True)
     # A direct call must carry what the gateway would send (services refuse
-    # calls without an assertion): an anonymous one, signed once for the run.
+    # calls without an assertion): an anonymous one, signed with the gateway's
+    # key once for the run, for the one request the run repeats.
     from spp_shared.contracts.permissions import Role
-    from spp_shared.kit.identity import ANONYMOUS, Principal, PrincipalKind, sign_assertion
+    from spp_shared.kit.identity import (
+        ANONYMOUS,
+        GATEWAY_ISSUER,
+        AssertionSigner,
+        Principal,
+        PrincipalKind,
+    )
 
+    gateway_key = AssertionSigner(GATEWAY_ISSUER, env["SPP_GATEWAY_SIGNING_KEY"], setting="bench")
     direct_principal = ANONYMOUS
     if args.post_lookup:  # the look-up is for signed-in callers
         direct_principal = Principal(
@@ -331,9 +339,10 @@ def main() -> None:
         )
         if args.credential == "anonymous":
             args.credential = "bootstrap"
-    direct_headers = [
-        f"X-SPP-Assertion: {sign_assertion(direct_principal, assertion_key, ttl=3600)}"
-    ]
+
+    def direct_assertion(method: str, path: str) -> list[str]:
+        token = gateway_key.sign(direct_principal, method=method, path=path, ttl=3600)
+        return [f"X-SPP-Assertion: {token}"]
 
     procs: list[subprocess.Popen[bytes]] = []
     try:
@@ -393,11 +402,13 @@ def main() -> None:
             )
             wrk["script"] = str(script)
             path, method = "/v1/sites/lookup", "POST"
+            direct_headers = direct_assertion(method, path)
             for base, hdrs in ((direct_base, direct_headers), (gateway_base, gw_headers)):
                 status, _ = http("POST", base + path, lookup, headers=hdrs)
                 if status != 200:
                     raise SystemExit(f"POST {base}{path} answered {status}")
         else:
+            direct_headers = direct_assertion(method, path)
             for base, hdrs in ((direct_base, direct_headers), (gateway_base, gw_headers)):
                 status, _ = http("GET", base + path, headers=hdrs)
                 if status != 200:

@@ -26,7 +26,6 @@ import csv
 import os
 import random
 import resource
-import secrets
 import socket
 import sqlite3
 import subprocess
@@ -45,10 +44,10 @@ from asgi_lifespan import LifespanManager
 
 from spp_shared.contracts.permissions import Role
 from spp_shared.kit.db import Database
-from spp_shared.kit.identity import Principal, PrincipalKind, sign_assertion
+from spp_shared.kit.identity import GATEWAY_ISSUER, AssertionSigner, Principal, PrincipalKind
 from spp_shared.kit.ids import new_ulid
+from spp_shared.kit.keys import platform_keys_env, signing_key_env
 from spp_shared.kit.migrations import upgrade
-from spp_shared.kit.settings import ASSERTION_KEY_ENV
 from spp_sites.app import create_app
 from spp_sites.cli import MIGRATIONS
 from spp_sites.geo import GeoReference
@@ -64,7 +63,11 @@ HEADER = [
     "commune_code", "commune_name", "latitude", "longitude", "phone", "email", "website",
     "monday", "tuesday", "wednesday", "thursday", "friday",
 ]  # fmt: skip
-BENCH_KEY = os.environ.setdefault(ASSERTION_KEY_ENV, "bench-" + secrets.token_hex(24))
+IMPORT_PATH = "/v1/sites/import"
+# The keys of the processes the bench starts (the sites app in-process too).
+BENCH_KEYS = platform_keys_env(("gateway", "sites"))
+os.environ.update(BENCH_KEYS)
+GATEWAY = AssertionSigner(GATEWAY_ISSUER, BENCH_KEYS[signing_key_env("gateway")], setting="bench")
 ADMIN = Principal(subject="bench", kind=PrincipalKind.bootstrap, roles=[Role.programme_admin])
 CAF_KEY = Principal(
     subject="bench-caf", kind=PrincipalKind.api_key, roles=[Role.network_manager], network="caf"
@@ -128,14 +131,14 @@ async def import_over_http(url: str, path: Path) -> tuple[float, dict[str, Any]]
     app = create_app(settings)
     headers = {
         "content-type": "text/csv",
-        "x-spp-assertion": sign_assertion(ADMIN, BENCH_KEY, ttl=3600),
+        "x-spp-assertion": GATEWAY.sign(ADMIN, method="POST", path=IMPORT_PATH, ttl=3600),
     }
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
             started = time.perf_counter()
             resp = await client.post(
-                "/v1/sites/import", content=stream_file(path), headers=headers, timeout=None
+                IMPORT_PATH, content=stream_file(path), headers=headers, timeout=None
             )
             elapsed = time.perf_counter() - started
     resp.raise_for_status()
@@ -275,7 +278,6 @@ def sites_process(url: str) -> Iterator[subprocess.Popen[bytes]]:
     port = _free_port()
     env = {
         **os.environ,
-        ASSERTION_KEY_ENV: BENCH_KEY,
         "SPP_SITES_DATABASE_URL": url,
         "SPP_SITES_ACCESS_LOG": "false",
         "SPP_SITES_LOG_LEVEL": "warning",
@@ -306,19 +308,19 @@ def memory_run(url: str, path: Path, rows: int, *, write: bool) -> None:
     """Start the service on ``url``, import ``path`` once, print its RSS figures."""
     headers = {
         "content-type": "text/csv",
-        "x-spp-assertion": sign_assertion(CAF_KEY, BENCH_KEY, ttl=3600),
+        "x-spp-assertion": GATEWAY.sign(CAF_KEY, method="POST", path=IMPORT_PATH, ttl=3600),
     }
     with sites_process(url) as proc, httpx.Client(base_url=base_url(proc), timeout=None) as client:
         warm = "network,external_code,name\n" + "".join(
             f"caf,WARM-{i},Caf {i}\n" for i in range(10)
         )
         params = {"dry_run": "true"}
-        client.post("/v1/sites/import", content=warm, headers=headers, params=params)
+        client.post(IMPORT_PATH, content=warm, headers=headers, params=params)
         time.sleep(1)
         idle = proc_mb(proc.pid, "VmRSS")
         started = time.perf_counter()
         resp = client.post(
-            "/v1/sites/import",
+            IMPORT_PATH,
             content=_file_chunks(path),
             headers=headers,
             params={} if write else params,

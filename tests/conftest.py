@@ -28,11 +28,10 @@ from spp_shared.contracts.permissions import Role
 from spp_shared.kit.db import Database
 from spp_shared.kit.identity import Principal, PrincipalKind
 from spp_shared.kit.migrations import upgrade
-from spp_shared.kit.settings import ASSERTION_KEY_ENV
-from tests.support import PG_URL_ENV, TEST_ASSERTION_KEY, ServiceDB, assertion_headers, serve_asgi
+from tests.support import PG_URL_ENV, TEST_KEYS_ENV, ServiceDB, assertion_headers, serve_asgi
 
-# Every app and process the suite starts reads the key from the environment.
-os.environ[ASSERTION_KEY_ENV] = TEST_ASSERTION_KEY
+# Every app and process the suite starts reads its keys from the environment.
+os.environ.update(TEST_KEYS_ENV)
 
 
 @pytest.fixture(scope="session")

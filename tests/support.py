@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -19,35 +21,99 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp
 
 from spp_shared.kit.db import Database
-from spp_shared.kit.identity import ANONYMOUS, ASSERTION_HEADER, Principal, sign_assertion
+from spp_shared.kit.identity import (
+    ANONYMOUS,
+    ASSERTION_HEADER,
+    GATEWAY_ISSUER,
+    AssertionSigner,
+    AssertionVerifier,
+    Principal,
+    ServiceSigner,
+)
+from spp_shared.kit.keys import (
+    PUBLIC_KEYS_ENV,
+    generate_private_key_pem,
+    platform_keys_env,
+    signing_key_env,
+)
 
 # Set to a PostgreSQL URL to run the suite there (README, "Tests on PostgreSQL").
 PG_URL_ENV = "SPP_TEST_DATABASE_URL"
 
-# The suite's own assertion key (services refuse to start without one).
-TEST_ASSERTION_KEY = "spp-test-assertion-key-0123456789abcdef"
+SERVICES = ("sites", "feedback", "indicators", "labelling")
+
+# The suite's own keys, new for each run (processes refuse to start without
+# theirs): conftest.py puts them in the environment every app and process reads.
+TEST_KEYS_ENV = platform_keys_env(("gateway", *SERVICES))
+TEST_PUBLIC_KEYS: dict[str, list[str]] = json.loads(TEST_KEYS_ENV[PUBLIC_KEYS_ENV])
+GATEWAY_SIGNER = AssertionSigner(
+    GATEWAY_ISSUER, TEST_KEYS_ENV[signing_key_env("gateway")], setting="test gateway key"
+)
+TEST_VERIFIER = AssertionVerifier(TEST_PUBLIC_KEYS, setting="test public keys")
+# The gateway's name on a key nobody lists.
+STRANGER_SIGNER = AssertionSigner(
+    GATEWAY_ISSUER, generate_private_key_pem(), setting="a stranger's key"
+)
 
 
-def assertion_headers(principal: Principal, key: str = TEST_ASSERTION_KEY) -> dict[str, str]:
-    return {"x-spp-assertion": sign_assertion(principal, key)}
+def service_signer(service: str) -> ServiceSigner:
+    """What ``service`` signs its own calls with in this test run."""
+    return ServiceSigner(service, TEST_KEYS_ENV[signing_key_env(service)], setting=service)
+
+
+# An assertion is bound to its request (method, path, request id), which a
+# headers dict does not know yet: assertion_headers hands out a reference,
+# and AsGateway signs it for the request that carries it.
+_PENDING_PREFIX = "sign-when-sent-"
+_pending: dict[str, tuple[Principal, AssertionSigner, float | None]] = {}
+
+
+def assertion_headers(
+    principal: Principal, signer: AssertionSigner = GATEWAY_SIGNER, *, issued: float | None = None
+) -> dict[str, str]:
+    """Headers asserting ``principal`` (signed by the gateway's key unless
+    ``signer`` says otherwise; issued now unless ``issued`` says when),
+    signed when sent by a client with :class:`AsGateway`."""
+    reference = _PENDING_PREFIX + uuid.uuid4().hex
+    _pending[reference] = (principal, signer, issued)
+    return {ASSERTION_HEADER: reference}
 
 
 def expired_assertion_headers(principal: Principal) -> dict[str, str]:
     """An assertion the platform signed, past its life."""
-    return {ASSERTION_HEADER: sign_assertion(principal, TEST_ASSERTION_KEY, now=time.time() - 600)}
+    return assertion_headers(principal, issued=time.time() - 600)
 
 
 def foreign_assertion_headers(principal: Principal) -> dict[str, str]:
-    """An assertion well formed and in date, signed with a key the platform does not hold."""
-    return assertion_headers(principal, key="a-key-that-is-not-the-platform-one-0123456789")
+    """An assertion well formed and in date, for its request, signed with a
+    key the platform does not hold (under the gateway's name)."""
+    return assertion_headers(principal, STRANGER_SIGNER)
 
 
 class AsGateway(httpx.Auth):
-    """Signs what the gateway would: an anonymous assertion unless a test set one."""
+    """Signs what the gateway would, for the request being sent: the
+    principal of :func:`assertion_headers`, or (``anonymous``) an anonymous
+    assertion when the request has none."""
+
+    def __init__(self, *, anonymous: bool = True) -> None:
+        self.anonymous = anonymous
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        if ASSERTION_HEADER not in request.headers:
-            request.headers[ASSERTION_HEADER] = sign_assertion(ANONYMOUS, TEST_ASSERTION_KEY)
+        value = request.headers.get(ASSERTION_HEADER)
+        if value is not None and value.startswith(_PENDING_PREFIX):
+            principal, signer, issued = _pending[value]
+        elif value is None and self.anonymous:
+            principal, signer, issued = ANONYMOUS, GATEWAY_SIGNER, None
+        else:
+            yield request
+            return
+        request.headers[ASSERTION_HEADER] = signer.sign(
+            principal,
+            method=request.method,
+            path=request.url.path,
+            request_id=request.headers.get("x-request-id"),
+            now=issued,
+        )
         yield request
 
 
@@ -56,14 +122,15 @@ async def serve_asgi(app: FastAPI, *, as_gateway: bool = True) -> AsyncIterator[
     """The app with its lifespan, behind an httpx client on the ASGI transport.
 
     The client calls like the gateway does (every request carries an assertion,
-    anonymous by default); ``as_gateway=False`` calls the service bare.
+    anonymous by default); ``as_gateway=False`` calls the service bare (only
+    what :func:`assertion_headers` gave is signed).
     """
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(
             transport=transport,
             base_url="http://testserver",
-            auth=AsGateway() if as_gateway else None,
+            auth=AsGateway(anonymous=as_gateway),
         ) as client:
             yield client
 

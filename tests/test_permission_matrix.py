@@ -35,7 +35,7 @@ from spp_shared.kit.identity import ANONYMOUS, AssertionGuard, Principal, Princi
 from spp_shared.kit.migrations import migrate_and_seed
 from spp_shared.kit.permissions import api_routes, declared_actions, iter_cells, render_markdown
 from tests.sites.fixtures import PARIS_12, VALSERHONE
-from tests.support import TEST_ASSERTION_KEY, assertion_headers, serve_asgi
+from tests.support import TEST_VERIFIER, assertion_headers, serve_asgi
 
 pytestmark = pytest.mark.anyio
 
@@ -238,7 +238,7 @@ def gateway_admin_app(db: Database) -> FastAPI:
     app.state.agents = AgentDirectory(db, cache_seconds=0)
     install_problem_handlers(app)
     app.include_router(router)
-    app.add_middleware(AssertionGuard, key=TEST_ASSERTION_KEY)
+    app.add_middleware(AssertionGuard, verifier=TEST_VERIFIER)
     return app
 
 

@@ -5,7 +5,7 @@ the four services (:8001-:8004) and their workers, a development OIDC provider
 for agents' sign-in (:8009) and the gateway (:8000), runs the periodic commands
 on their schedule (CronJobs in production), and stops them all on Ctrl-C.
 Runs with the workspace's interpreter; imports no service (it starts them as
-processes, like production would).
+processes, like production would), only the kit's key generation.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import IO
+
+from spp_shared.kit.keys import PUBLIC_KEYS_ENV, platform_keys_env
 
 ROOT = Path(__file__).resolve().parents[2]
 VAR = ROOT / ".var"
@@ -128,8 +130,11 @@ def main() -> int:
     if not ops_token:
         ops_token = "dev-ops-" + secrets.token_urlsafe(24)
         env["SPP_GATEWAY_METRICS_TOKEN"] = ops_token
-    # Services refuse to start without the key of the gateway's assertions.
-    env.setdefault("SPP_ASSERTION_KEY", secrets.token_urlsafe(32))
+    # Each process refuses to start without its own private key, and each
+    # service without the public keys of all: a fresh set for each run,
+    # unless the environment already gives them (then it gives them all).
+    if PUBLIC_KEYS_ENV not in env:
+        env.update(platform_keys_env(("gateway", *SERVICES)))
     py = sys.executable
 
     for name in SERVICES:

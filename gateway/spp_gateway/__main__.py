@@ -34,7 +34,7 @@ from spp_gateway.settings import GatewaySettings
 from spp_gateway.store.api_keys import ApiKeyStore
 from spp_shared.contracts.access import ApiKeyCreate, ApiKeyOut
 from spp_shared.contracts.permissions import Role
-from spp_shared.kit.cli import require_assertion_key
+from spp_shared.kit.cli import require_keys
 from spp_shared.kit.db import Database, WriteSession
 from spp_shared.kit.errors import Problem
 from spp_shared.kit.identity import Principal, PrincipalKind
@@ -69,7 +69,7 @@ def _flag(field: str) -> str:
 
 def _database_url() -> str:
     try:
-        return GatewaySettings().database_url
+        return GatewaySettings().database_url.get_secret_value()
     except ValidationError as exc:
         raise CommandError(f"the gateway settings are invalid: {_pydantic_reasons(exc)}") from exc
 
@@ -231,7 +231,7 @@ def cmd_rotate(args: argparse.Namespace) -> None:
 
 
 def serve(args: argparse.Namespace) -> None:
-    require_assertion_key()
+    require_keys("gateway", public_keys=False)
     try:
         settings = GatewaySettings()
     except ValidationError as exc:

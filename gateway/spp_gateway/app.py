@@ -50,7 +50,7 @@ from spp_shared.kit.identity import Principal
 from spp_shared.kit.logging import RequestContextMiddleware, configure_logging
 from spp_shared.kit.metrics import MetricsMiddleware
 from spp_shared.kit.security_headers import SecurityHeaders
-from spp_shared.kit.settings import require_assertion_key
+from spp_shared.kit.settings import gateway_signer
 
 SERVICE_NAME = "gateway"
 # A probe every few seconds sees a fresh answer; a flood of anonymous calls
@@ -243,10 +243,14 @@ def create_app(
     :func:`spp_shared.kit.app.create_service_app`); else its own from the settings."""
     settings = settings or GatewaySettings()
     configure_logging(settings.log_level, settings.log_json)
+    # Before anything else: a gateway without its key must not start.
+    signer = gateway_signer(settings.signing_key)
     routes = RouteTable(settings.upstream_urls())
     upstream = UpstreamClient(settings)
     metrics = GatewayMetrics(SERVICE_NAME)
-    db = database or Database(settings.database_url, pool_size=settings.database_pool_size)
+    db = database or Database(
+        settings.database_url.get_secret_value(), pool_size=settings.database_pool_size
+    )
     parts = Parts(
         upstream=upstream,
         db=db,
@@ -263,8 +267,7 @@ def create_app(
         bootstrap_token=(
             settings.bootstrap_token.get_secret_value() if settings.bootstrap_token else None
         ),
-        assertion_key=require_assertion_key(settings.assertion_key),
-        cache_seconds=settings.assertion_cache_seconds,
+        signer=signer,
         keys=parts.api_keys,
         agents=parts.agents,
         oidc=_oidc(settings),

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import time
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Protocol
 
@@ -22,7 +20,7 @@ import aiohttp
 from spp_gateway.oidc import InvalidToken, OidcUnavailable, OidcVerifier, looks_like_jwt
 from spp_gateway.store.errors import StoreUnavailable
 from spp_shared.contracts.permissions import Role
-from spp_shared.kit.identity import ANONYMOUS, Principal, PrincipalKind, sign_assertion
+from spp_shared.kit.identity import ANONYMOUS, AssertionSigner, Principal, PrincipalKind
 
 BOOTSTRAP_PRINCIPAL = Principal(
     subject="bootstrap-admin", kind=PrincipalKind.bootstrap, roles=[Role.programme_admin]
@@ -63,9 +61,6 @@ class AuthenticationUnavailable(Exception):
     not the caller's fault."""
 
 
-_AssertionKey = tuple[str, str, tuple[str, ...], tuple[str, ...], str | None, tuple[str, ...]]
-
-
 class Authenticator:
     """Resolves a request's credentials to a principal and signs assertions.
 
@@ -77,25 +72,19 @@ class Authenticator:
         self,
         *,
         bootstrap_token: str | None,
-        assertion_key: str,
-        cache_seconds: float = 0.0,
+        signer: AssertionSigner,
         keys: KeyLookup | None = None,
         agents: AgentLookup | None = None,
         oidc: OidcVerifier | None = None,
         session: Callable[[], aiohttp.ClientSession] | None = None,
-        cache_size: int = 10_000,
     ) -> None:
         # Compared as digests: equal lengths, so the timing tells nothing of the token's.
         self._bootstrap = token_digest(bootstrap_token.encode()) if bootstrap_token else None
-        self._key = assertion_key
-        self._cache_seconds = cache_seconds
-        self._cache_size = cache_size
+        self._signer = signer
         self._keys = keys
         self._agents = agents
         self._oidc = oidc
         self._session = session
-        # whole principal -> (signed at, token); bounded, oldest out first
-        self._cache: OrderedDict[_AssertionKey, tuple[float, bytes]] = OrderedDict()
 
     async def authenticate(self, authorization: bytes | None, api_key: bytes | None) -> Principal:
         """The caller; :data:`ANONYMOUS` without credentials.
@@ -163,36 +152,14 @@ class Authenticator:
         except StoreUnavailable as exc:
             raise AuthenticationUnavailable("credential store") from exc
 
-    def assertion(self, principal: Principal, request_id: str) -> bytes:
-        """The signed ``X-SPP-Assertion`` value for ``principal``.
+    def assertion(self, principal: Principal, *, method: str, path: str, request_id: str) -> str:
+        """The signed ``X-SPP-Assertion`` value for ``principal``, for this one
+        request: its method, the path the service will see, its request id.
 
-        With caching on, the token is reused for ``cache_seconds`` for the very
-        same principal (every claim, not just the subject: a key whose roles
-        changed gets a new one) and holds no request id; services read the id
-        from ``X-Request-ID``. The token lives 60 s; the setting keeps the cache
-        at 30 s or less.
+        Signed per request (no cache: a token bound to one request is not
+        reused); the signer holds its key and header ready (bench/README.md).
         """
-        if self._cache_seconds <= 0:
-            signed = principal.model_copy(update={"request_id": request_id})
-            return sign_assertion(signed, self._key).encode("ascii")
-        key: _AssertionKey = (
-            principal.subject,
-            principal.kind.value,
-            tuple(principal.roles),
-            tuple(principal.scopes),
-            principal.network,
-            tuple(principal.sites),
-        )
-        now = time.monotonic()
-        cached = self._cache.get(key)
-        if cached is not None and now - cached[0] < self._cache_seconds:
-            return cached[1]
-        token = sign_assertion(principal, self._key).encode("ascii")
-        self._cache[key] = (now, token)
-        self._cache.move_to_end(key)
-        while len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
-        return token
+        return self._signer.sign(principal, method=method, path=path, request_id=request_id)
 
 
 def token_digest(value: bytes) -> bytes:

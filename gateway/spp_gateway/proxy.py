@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, Protocol
+from urllib.parse import unquote, urlsplit
 
 import aiohttp
 import structlog
@@ -207,6 +208,9 @@ class Proxy:
         self.audit = audit
         self.bodies = bodies
         self.uploads = uploads
+        self._path_prefix = {
+            name: unquote(urlsplit(u.base_url).path) for name, u in routes.upstreams.items()
+        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -366,9 +370,16 @@ class Proxy:
             # sent its body chunked.
             headers = [(n, v) for n, v in headers if n.lower() != "content-length"]
 
-        headers.append(
-            ("X-SPP-Assertion", self.auth.assertion(principal, request_id).decode("ascii"))
+        # Bound to this request as the service will see it: same method, and the
+        # path its server decodes from the raw path forwarded below (the gateway
+        # rewrites nothing), behind the base URL's own path if it has one.
+        assertion = self.auth.assertion(
+            principal,
+            method=method,
+            path=self._path_prefix[upstream.name] + path,
+            request_id=request_id,
         )
+        headers.append(("X-SPP-Assertion", assertion))
         headers.append(("X-Request-ID", request_id))
         if client:
             ip = client[0]

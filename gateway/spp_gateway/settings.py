@@ -1,8 +1,8 @@
 """Gateway settings, read once when the app is built.
 
-Everything is under ``SPP_GATEWAY_`` except the two platform-wide secrets,
-``SPP_BOOTSTRAP_TOKEN`` and ``SPP_ASSERTION_KEY``, which keep their exact
-names so one environment configures the gateway and the services alike.
+Everything is under ``SPP_GATEWAY_`` (the gateway's own private key is
+``SPP_GATEWAY_SIGNING_KEY``) except ``SPP_BOOTSTRAP_TOKEN``, which keeps its
+exact name.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pydantic import AfterValidator, AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from spp_gateway.policy import OriginList, RateLimitText, RedisURL
-from spp_shared.kit.settings import AssertionKey
+from spp_shared.kit.settings import SigningKey
 
 MIN_BOOTSTRAP_TOKEN_LENGTH = 32
 
@@ -36,8 +36,9 @@ def _long_metrics_token(token: SecretStr | None) -> SecretStr | None:
 
 
 class GatewaySettings(BaseSettings):
+    # A value that fails validation is not repeated in the error: it may be a key.
     model_config = SettingsConfigDict(
-        env_prefix="SPP_GATEWAY_", extra="ignore", populate_by_name=True
+        env_prefix="SPP_GATEWAY_", extra="ignore", populate_by_name=True, hide_input_in_errors=True
     )
 
     sites_url: str = "http://127.0.0.1:8001"
@@ -67,16 +68,6 @@ class GatewaySettings(BaseSettings):
     keepalive_timeout: float = Field(default=30.0, gt=0)
     readiness_timeout: float = Field(default=2.0, gt=0)
     openapi_cache_seconds: float = Field(default=30.0, ge=0)
-    assertion_cache_seconds: float = Field(
-        default=0.0,
-        ge=0,
-        le=30,  # well under the assertion's 60 s life: a cached one must still be valid
-        description=(
-            "Reuse a signed assertion for this long (0: sign per request, with the"
-            " request id inside). Cached assertions carry no request id; it travels"
-            " in X-Request-ID."
-        ),
-    )
 
     # --- rate limits and hardening
     redis_url: RedisURL = Field(
@@ -263,10 +254,12 @@ class GatewaySettings(BaseSettings):
         default=["RS256", "ES256", "PS256"], description="Accepted signature algorithms."
     )
     oidc_leeway_seconds: float = Field(default=30.0, ge=0, le=300)
-    assertion_key: AssertionKey
+    # The gateway's private key, which signs its callers' assertions (ADR 0002).
+    signing_key: SigningKey
 
     # --- the gateway's own database: API keys, agents' role mappings, audit log
-    database_url: str = "sqlite+aiosqlite:///./.var/gateway.db"
+    # May hold a password: SecretStr keeps it out of reprs and logs.
+    database_url: SecretStr = SecretStr("sqlite+aiosqlite:///./.var/gateway.db")
     database_pool_size: int = Field(default=10, ge=1)
     credential_cache_seconds: float = Field(
         default=5.0,

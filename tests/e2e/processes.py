@@ -72,8 +72,8 @@ def platform_env(
         SPP_GATEWAY_FEEDBACK_URL=f"http://127.0.0.1:{free_port()}",
         SPP_GATEWAY_INDICATORS_URL=f"http://127.0.0.1:{free_port()}",
         SPP_GATEWAY_LABELLING_URL=f"http://127.0.0.1:{free_port()}",
-        **settings,
     )
+    env.update(settings)  # may stand in for one of the above
     return env, sites_port, gateway_port
 
 

@@ -40,9 +40,15 @@ import pytest
 
 from spp_shared.contracts.permissions import Role
 from spp_shared.kit.errors import PROBLEM_MEDIA_TYPE
-from spp_shared.kit.identity import Principal, PrincipalKind, sign_assertion
+from spp_shared.kit.identity import (
+    GATEWAY_ISSUER,
+    AssertionSigner,
+    Principal,
+    PrincipalKind,
+)
+from spp_shared.kit.keys import generate_private_key_pem
 from tests.e2e.processes import free_port, stop, wait_ready
-from tests.support import assertion_headers
+from tests.support import AsGateway, assertion_headers
 
 pytestmark = pytest.mark.e2e
 
@@ -420,11 +426,12 @@ def test_access_tour_across_two_gateways(platform: Platform) -> None:
     )
     url = f"{platform.sites}/v1/sites"
     site = {"network": "caf", "external_code": "CAF69-DIRECT", "name": "Caf directe"}
-    with httpx.Client(timeout=10) as direct:
+    with httpx.Client(timeout=10, auth=AsGateway(anonymous=False)) as direct:
         assert_problem(direct.post(url, json=site), 401)
         assert_problem(direct.get(url), 401)  # public reads too: only the gateway calls
-        forged = sign_assertion(intruder, "not-the-platform-key-" + "x" * 32)
+        stranger = AssertionSigner(GATEWAY_ISSUER, generate_private_key_pem(), setting="intruder")
+        forged = stranger.sign(intruder, method="POST", path="/v1/sites")
         assert_problem(direct.post(url, json=site, headers={"x-spp-assertion": forged}), 401)
-        # The same claims signed with the platform's key pass: the key is what counts.
+        # The same claims signed with the gateway's key pass: the key is what counts.
         signed = direct.post(url, json=site, headers=assertion_headers(intruder))
         assert signed.status_code == 201, signed.text

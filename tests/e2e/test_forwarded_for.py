@@ -36,7 +36,6 @@ def start_gateway(gateway_db: ServiceDB, tmp_path: Path) -> Iterator[Callable[..
         nowhere = f"http://127.0.0.1:{free_port()}"  # no upstream: the limiter answers first
         env = {k: v for k, v in os.environ.items() if k != "FORWARDED_ALLOW_IPS"}
         env.update(
-            SPP_ASSERTION_KEY="e2e-forwarded-assertion-key-0123456789abcdef",
             SPP_GATEWAY_DATABASE_URL=gateway_db.url,
             SPP_GATEWAY_SITES_URL=nowhere,
             SPP_GATEWAY_FEEDBACK_URL=nowhere,

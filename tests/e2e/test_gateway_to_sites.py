@@ -7,7 +7,9 @@ PostgreSQL).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -139,3 +141,74 @@ def test_the_programme_export_imports_whole_through_the_gateway(
             headers={"If-None-Match": export.headers["etag"]},
         )
         assert again.status_code == 304
+
+
+class Capture(ThreadingHTTPServer):
+    """A stand-in upstream that keeps the headers the gateway sends it."""
+
+    def __init__(self) -> None:
+        self.seen: list[dict[str, str]] = []
+        capture = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                capture.seen.append({k.lower(): v for k, v in self.headers.items()})
+                self.send_response(200)
+                self.send_header("content-length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+def test_assertions_are_bound_to_their_request_end_to_end(
+    fresh_database_url: Callable[[str], str], tmp_path: Path
+) -> None:
+    capture = Capture()
+    env, sites_port, gateway_port = platform_env(
+        fresh_database_url,
+        "e2e_bound",
+        TOKEN,
+        SPP_GATEWAY_LABELLING_URL=f"http://127.0.0.1:{capture.server_address[1]}",
+    )
+    admin = {"Authorization": f"Bearer {TOKEN}"}
+    try:
+        with (
+            gateway_and_sites(env, sites_port, gateway_port, tmp_path / "e2e.log") as urls,
+            httpx.Client(base_url=urls[0], timeout=10) as client,
+        ):
+            sites = urls[1]
+            site = client.post("/v1/sites", json=BRON, headers=admin).json()
+            # The service sees the path the gateway signed, however it is spelled:
+            # a reference with a colon, percent-encoded.
+            ref = "/v1/sites/france-services%3A953"
+            got = client.get(ref)
+            assert got.status_code == 200, got.text
+            assert got.json()["id"] == site["id"]
+            # HEAD passes the guard as HEAD; what the route answers is its own
+            # business (the sites routes declare GET only today: 405).
+            assert client.head(ref).status_code not in (401, 403)
+
+            # An admin's call to another service, captured there (a compromised
+            # labelling service, or anyone on the internal network)...
+            assert client.get("/v1/labels/x", headers=admin).status_code == 200
+            [seen] = capture.seen
+            stolen = {"x-spp-assertion": seen["x-spp-assertion"]}
+            # ...is worth nothing on the sites service, for any other request.
+            with httpx.Client(base_url=sites, timeout=10) as direct:
+                for method, path in (
+                    ("POST", "/v1/networks"),
+                    ("DELETE", f"/v1/sites/{site['id']}"),
+                    ("GET", f"/v1/sites/{site['id']}"),
+                ):
+                    resp = direct.request(method, path, json={}, headers=stolen)
+                    assert resp.status_code == 401, (method, path, resp.text)
+                    assert resp.json()["type"].endswith("/invalid-assertion")
+            assert client.get(f"/v1/sites/{site['id']}").status_code == 200
+    finally:
+        capture.shutdown()
+        capture.server_close()

@@ -24,9 +24,10 @@ from sqlalchemy import text
 
 from spp_gateway import GatewaySettings, create_app
 from spp_shared.kit.db import Database
-from spp_shared.kit.identity import Principal, PrincipalKind, sign_assertion
+from spp_shared.kit.identity import GATEWAY_ISSUER, AssertionSigner, Principal, PrincipalKind
+from spp_shared.kit.keys import generate_private_key_pem
 from tests.sites.fixtures import BRON, PARIS_12
-from tests.support import TEST_ASSERTION_KEY
+from tests.support import GATEWAY_SIGNER
 
 from .conftest import BOOTSTRAP_TOKEN, METRICS_TOKEN, OPS, ServedApp
 
@@ -356,12 +357,12 @@ async def test_services_refuse_calls_that_bypass_the_gateway(platform: Platform)
     async with httpx.AsyncClient(base_url=platform.sites_url) as direct:
         bare = _problem(await direct.get("/v1/sites"), 401)
         assert bare["type"].endswith("missing-assertion")
-        forged = sign_assertion(
-            Principal(subject="me", kind=PrincipalKind.bootstrap), "x" * 40
-        )  # not the platform key
+        stranger = AssertionSigner(GATEWAY_ISSUER, generate_private_key_pem(), setting="test")
+        admin = Principal(subject="me", kind=PrincipalKind.bootstrap)
+        forged = stranger.sign(admin, method="GET", path="/v1/sites")  # not the gateway's key
         _problem(await direct.get("/v1/sites", headers={"X-SPP-Assertion": forged}), 401)
-        expired = sign_assertion(
-            Principal(subject="me"), TEST_ASSERTION_KEY, ttl=5, now=time.time() - 60
+        expired = GATEWAY_SIGNER.sign(
+            Principal(subject="me"), method="GET", path="/v1/sites", ttl=5, now=time.time() - 60
         )
         _problem(await direct.get("/v1/sites", headers={"X-SPP-Assertion": expired}), 401)
         assert (await direct.get("/healthz")).status_code == 200

@@ -144,7 +144,6 @@ async def _reads_then_answers(scope: Scope, receive: Receive, send: Send) -> Non
 
 def _settings(**overrides: Any) -> GatewaySettings:
     values: dict[str, Any] = {
-        "assertion_key": "k" * 40,
         "body_idle_timeout": IDLE,
         "body_receive_timeout": IDLE * 3,
         "upload_idle_timeout": IDLE * 2,

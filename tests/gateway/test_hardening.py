@@ -21,12 +21,11 @@ from .conftest import ServedApp
 
 pytestmark = pytest.mark.anyio
 
-KEY = "k" * 40
 SUBMISSION_LIMIT = 64 * 1024
 
 
 def settings(**overrides: Any) -> GatewaySettings:
-    return GatewaySettings(assertion_key=KEY, **overrides)
+    return GatewaySettings(**overrides)
 
 
 async def read_body(receive: Receive) -> int:

@@ -15,11 +15,9 @@ from tests.support import ServiceDB
 
 from .conftest import BOOTSTRAP_TOKEN, ServedApp, gateway_settings, serve_gateway
 
-KEY = "k" * 40
-
 
 def settings(**overrides: Any) -> GatewaySettings:
-    return GatewaySettings(assertion_key=KEY, **overrides)
+    return GatewaySettings(**overrides)
 
 
 @pytest.mark.parametrize(

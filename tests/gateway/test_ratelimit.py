@@ -163,9 +163,7 @@ def test_missing_groups_are_refused() -> None:
 
 
 async def test_from_settings() -> None:
-    settings = GatewaySettings(
-        assertion_key="k" * 40, rate_limit_admin="2/minute", rate_limit_admin_anonymous="1/hour"
-    )
+    settings = GatewaySettings(rate_limit_admin="2/minute", rate_limit_admin_anonymous="1/hour")
     limiter = RateLimiter.from_settings(settings)
     try:
         assert not limiter.shared

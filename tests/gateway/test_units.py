@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from spp_gateway.app import create_app
 from spp_gateway.auth import Authenticator, InvalidCredentials
 from spp_gateway.routes import ROUTES, RouteTable, route_key
 from spp_gateway.settings import GatewaySettings
-from spp_shared.contracts.permissions import Role
-from spp_shared.kit.identity import ANONYMOUS, Principal, PrincipalKind, verify_assertion
-
-KEY = "k" * 40
+from spp_shared.kit.identity import ANONYMOUS, PrincipalKind
+from spp_shared.kit.settings import MissingKey
+from tests.support import GATEWAY_SIGNER, TEST_KEYS_ENV, TEST_VERIFIER
 
 
 @pytest.mark.parametrize(
@@ -39,7 +39,7 @@ def test_route_table_rejects_duplicates_and_bad_prefixes() -> None:
 
 @pytest.mark.anyio
 async def test_authenticator() -> None:
-    auth = Authenticator(bootstrap_token="secret-token", assertion_key=KEY, cache_seconds=5)
+    auth = Authenticator(bootstrap_token="secret-token", signer=GATEWAY_SIGNER)
     assert await auth.authenticate(None, None) is ANONYMOUS
     principal = await auth.authenticate(b"bearer secret-token", None)
     assert principal.kind is PrincipalKind.bootstrap
@@ -57,29 +57,19 @@ async def test_authenticator() -> None:
         with pytest.raises(InvalidCredentials) as err:
             await auth.authenticate(authorization, api_key)
         assert "secret-token" not in err.value.detail
-    first = auth.assertion(principal, "rid-1")
-    assert auth.assertion(principal, "rid-2") == first  # cached
-    assert verify_assertion(first.decode(), KEY).request_id is None  # never a stale id
-    other = principal.model_copy(update={"roles": [Role.network_manager], "network": "caf"})
-    assert auth.assertion(other, "rid-3") != first  # the whole principal is the cache key
 
 
-def test_assertion_cache_is_bounded() -> None:
-    auth = Authenticator(bootstrap_token=None, assertion_key=KEY, cache_seconds=60, cache_size=3)
-    for i in range(10):
-        auth.assertion(Principal(subject=f"s{i}", kind=PrincipalKind.api_key), "rid")
-    assert len(auth._cache) == 3
-
-
-def test_without_cache_every_assertion_carries_its_request_id() -> None:
-    auth = Authenticator(bootstrap_token=None, assertion_key=KEY)
-    token = auth.assertion(ANONYMOUS, "rid-7")
-    assert verify_assertion(token.decode(), KEY).request_id == "rid-7"
+def test_every_assertion_is_signed_for_its_own_request() -> None:
+    auth = Authenticator(bootstrap_token=None, signer=GATEWAY_SIGNER)
+    token = auth.assertion(ANONYMOUS, method="GET", path="/v1/sites", request_id="rid-7")
+    again = auth.assertion(ANONYMOUS, method="GET", path="/v1/sites", request_id="rid-8")
+    assert token != again  # no cache: each names its own request
+    assert TEST_VERIFIER.verify(token, method="GET", path="/v1/sites").request_id == "rid-7"
 
 
 @pytest.mark.anyio
 async def test_no_bootstrap_token_refuses_every_bearer() -> None:
-    auth = Authenticator(bootstrap_token=None, assertion_key=KEY)
+    auth = Authenticator(bootstrap_token=None, signer=GATEWAY_SIGNER)
     for token in (b"Bearer ", b"Bearer anything"):
         with pytest.raises(InvalidCredentials):
             await auth.authenticate(token, None)
@@ -89,20 +79,32 @@ def test_settings_read_the_platform_secrets_without_prefix(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("SPP_BOOTSTRAP_TOKEN", "boot" * 8)
-    monkeypatch.setenv("SPP_ASSERTION_KEY", "assert-key-" + "k" * 32)
     monkeypatch.setenv("SPP_GATEWAY_SITES_URL", "http://sites:1")
     monkeypatch.setenv("BOOTSTRAP_TOKEN", "wrong")
     settings = GatewaySettings()
     assert settings.bootstrap_token is not None
     assert settings.bootstrap_token.get_secret_value() == "boot" * 8
-    assert settings.assertion_key.get_secret_value() == "assert-key-" + "k" * 32
+    assert settings.signing_key is not None
+    assert settings.signing_key.get_secret_value() == TEST_KEYS_ENV["SPP_GATEWAY_SIGNING_KEY"]
     assert settings.sites_url == "http://sites:1"
     monkeypatch.delenv("SPP_BOOTSTRAP_TOKEN")
     assert GatewaySettings().bootstrap_token is None
 
 
 def test_a_short_bootstrap_token_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SPP_ASSERTION_KEY", "assert-key-" + "k" * 32)
     monkeypatch.setenv("SPP_BOOTSTRAP_TOKEN", "short-but-not-32")
     with pytest.raises(ValueError, match="at least 32"):
         GatewaySettings()
+
+
+def test_the_gateway_will_not_start_without_its_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SPP_GATEWAY_SIGNING_KEY")
+    with pytest.raises(MissingKey, match="SPP_GATEWAY_SIGNING_KEY"):
+        create_app(GatewaySettings())
+
+
+def test_the_gateway_database_url_is_a_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPP_GATEWAY_DATABASE_URL", "postgresql+asyncpg://gw:hunter2@db/gw")
+    settings = GatewaySettings()
+    assert settings.database_url.get_secret_value().endswith("hunter2@db/gw")
+    assert "hunter2" not in repr(settings)

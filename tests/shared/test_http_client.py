@@ -13,6 +13,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from spp_shared.kit.http_client import PeerError, PeerUnavailable, ServiceClient
+from spp_shared.kit.identity import AssertionGuard, Principal, service_principal
+from tests.support import TEST_VERIFIER, service_signer
 
 pytestmark = pytest.mark.anyio
 
@@ -57,6 +59,31 @@ async def test_idempotent_call_is_retried_then_typed() -> None:
     assert thing == Thing(name="ok", count=3)
     assert peer.headers[-1]["x-spp-assertion"] == "signed"
     assert peer.headers[-1]["x-request-id"] == "rid-9"
+
+
+async def test_a_service_signs_its_own_calls_bound_to_each() -> None:
+    seen: list[Principal] = []
+
+    async def whoami(request: Request) -> JSONResponse:
+        seen.append(request.state.principal)
+        return JSONResponse({"name": request.url.path, "count": len(seen)})
+
+    peer = Starlette(routes=[Route("/base/v1/{rest:path}", whoami, methods=["GET", "POST"])])
+    peer.add_middleware(AssertionGuard, verifier=TEST_VERIFIER)
+    # A base URL with a path of its own: the assertion names the path the peer sees.
+    client = ServiceClient(
+        "http://peer/base",
+        transport=httpx.ASGITransport(peer),
+        signer=service_signer("feedback"),
+        retries=0,
+    )
+    first = await client.request_model(Thing, "GET", "/v1/sites/été 1", request_id="rid-1")
+    second = await client.request_model(Thing, "POST", "/v1/sites/lookup", json={})
+    await client.aclose()
+    assert (first.name, second.name) == ("/base/v1/sites/été 1", "/base/v1/sites/lookup")
+    assert [p.subject for p in seen] == ["feedback", "feedback"]
+    assert seen[0] == service_principal("feedback").model_copy(update={"request_id": "rid-1"})
+    assert seen[1].request_id  # a new id, the same in the header and the assertion
 
 
 async def test_post_is_not_retried() -> None:

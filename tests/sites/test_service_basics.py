@@ -60,11 +60,14 @@ async def test_assertion_signed_with_another_key_is_refused(
     sites_client: httpx.AsyncClient,
 ) -> None:
     from spp_shared.contracts.permissions import Role
-    from spp_shared.kit.identity import Principal, PrincipalKind
+    from spp_shared.kit.identity import GATEWAY_ISSUER, AssertionSigner, Principal, PrincipalKind
+    from spp_shared.kit.keys import generate_private_key_pem
     from tests.support import assertion_headers
 
     admin = Principal(subject="x", kind=PrincipalKind.bootstrap, roles=[Role.programme_admin])
-    headers = assertion_headers(admin, key="a-key-that-is-not-the-platform-one-0123456789")
+    # The gateway's issuer and the right request, but not the gateway's key.
+    stranger = AssertionSigner(GATEWAY_ISSUER, generate_private_key_pem(), setting="test")
+    headers = assertion_headers(admin, stranger)
     resp = await sites_client.post(
         "/v1/networks", json={"code": "x1", "name": "X"}, headers=headers
     )

@@ -13,7 +13,9 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def migrate() -> None:
-    migrate_and_seed(MIGRATIONS, IndicatorsSettings().database_url, seed_commitments)
+    migrate_and_seed(
+        MIGRATIONS, IndicatorsSettings().database_url.get_secret_value(), seed_commitments
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from spp_shared.kit.settings import ServiceSettings
@@ -11,4 +12,4 @@ class IndicatorsSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="SPP_INDICATORS_", extra="ignore")
 
     service_name: str = "indicators"
-    database_url: str = "sqlite+aiosqlite:///./.var/indicators.db"
+    database_url: SecretStr = SecretStr("sqlite+aiosqlite:///./.var/indicators.db")

@@ -12,7 +12,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def migrate() -> None:
-    migrate_and_seed(MIGRATIONS, LabellingSettings().database_url)
+    migrate_and_seed(MIGRATIONS, LabellingSettings().database_url.get_secret_value())
 
 
 def main(argv: list[str] | None = None) -> None:

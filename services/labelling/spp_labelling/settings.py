@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from spp_shared.kit.settings import ServiceSettings
@@ -11,4 +12,4 @@ class LabellingSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="SPP_LABELLING_", extra="ignore")
 
     service_name: str = "labelling"
-    database_url: str = "sqlite+aiosqlite:///./.var/labelling.db"
+    database_url: SecretStr = SecretStr("sqlite+aiosqlite:///./.var/labelling.db")

@@ -17,11 +17,11 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def migrate() -> None:
-    migrate_and_seed(MIGRATIONS, SitesSettings().database_url, seed_networks)
+    migrate_and_seed(MIGRATIONS, SitesSettings().database_url.get_secret_value(), seed_networks)
 
 
 def demo(_: argparse.Namespace) -> int:
-    seed_demo(SitesSettings().database_url)
+    seed_demo(SitesSettings().database_url.get_secret_value())
     return 0
 
 

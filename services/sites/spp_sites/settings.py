@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends
+from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from spp_shared.kit.settings import ServiceSettings, settings_dependency
@@ -14,7 +15,7 @@ class SitesSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="SPP_SITES_", extra="ignore")
 
     service_name: str = "sites"
-    database_url: str = "sqlite+aiosqlite:///./.var/sites.db"
+    database_url: SecretStr = SecretStr("sqlite+aiosqlite:///./.var/sites.db")
     import_batch_size: int = 2000
     import_max_bytes: int = 512 * 1024 * 1024
     # An import run by the worker (async=true) may take this long: 1.5 million

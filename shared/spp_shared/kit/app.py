@@ -19,7 +19,7 @@ from spp_shared.kit.jobs import JobGauge, jobs_router
 from spp_shared.kit.logging import RequestContextMiddleware, configure_logging
 from spp_shared.kit.metrics import Metrics, MetricsMiddleware, metrics_endpoint
 from spp_shared.kit.security_headers import SecurityHeaders
-from spp_shared.kit.settings import ServiceSettings, require_assertion_key
+from spp_shared.kit.settings import ServiceSettings, service_keys
 
 PROBLEM_SCHEMA: dict[str, Any] = {
     "title": "Problem",
@@ -72,8 +72,12 @@ def create_service_app(
     hand theirs to each app they build), used as it is and never disposed
     here; without it, the app makes its own from the settings."""
     configure_logging(settings.log_level, settings.log_json)
+    # Before anything else: a service without its keys must not start.
+    signer, verifier = service_keys(settings)
     db = database or Database(
-        settings.database_url, echo=settings.database_echo, pool_size=settings.database_pool_size
+        settings.database_url.get_secret_value(),
+        echo=settings.database_echo,
+        pool_size=settings.database_pool_size,
     )
 
     @asynccontextmanager
@@ -104,7 +108,8 @@ def create_service_app(
     app.state.settings = settings
     app.state.db = db
     app.state.service_name = settings.service_name
-    app.state.assertion_key = require_assertion_key(settings.assertion_key)
+    # The service's own identity, for its calls to the others (ServiceClient).
+    app.state.signer = signer
     metrics = Metrics(settings.service_name)
     metrics.refreshers.append(JobGauge(metrics.registry, settings.service_name).refresh)
     app.state.metrics = metrics
@@ -132,7 +137,7 @@ def create_service_app(
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    app.add_middleware(AssertionGuard, key=app.state.assertion_key)
+    app.add_middleware(AssertionGuard, verifier=verifier)
     app.add_middleware(ControlCharacterGuard)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(

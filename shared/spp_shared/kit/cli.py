@@ -25,10 +25,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from spp_shared.kit import idempotency, outbox
 from spp_shared.kit.db import Database
+from spp_shared.kit.keys import PUBLIC_KEYS_ENV, signing_key_env
 from spp_shared.kit.logging import configure_logging
 from spp_shared.kit.mail import EMAIL_KIND, email_handler
 from spp_shared.kit.retention import DEFAULT_MAX_SECONDS
-from spp_shared.kit.settings import ASSERTION_KEY_ENV, MissingAssertionKey, ServiceSettings
+from spp_shared.kit.settings import ServiceSettings
 from spp_shared.kit.worker import Handler, Worker
 
 log = structlog.get_logger("spp.cli")
@@ -50,10 +51,20 @@ class Command:
     arguments: Callable[[argparse.ArgumentParser], None] = field(default=_no_arguments)
 
 
-def require_assertion_key() -> None:
-    """Stop with a clear message, not a traceback, when the key is missing."""
-    if not os.environ.get(ASSERTION_KEY_ENV):
-        raise SystemExit(str(MissingAssertionKey()))
+def require_keys(process: str, *, public_keys: bool = True) -> None:
+    """Stop with a clear message, not a traceback, when the process's keys are
+    missing: its own private key (``SPP_SITES_SIGNING_KEY`` for ``sites``)
+    and, for a service, the public keys of every issuer."""
+    needed = [signing_key_env(process)]
+    if public_keys:
+        needed.append(PUBLIC_KEYS_ENV)
+    missing = [env for env in needed if not os.environ.get(env)]
+    if missing:
+        raise SystemExit(
+            f"{' and '.join(missing)} not set: each process needs its own private key, and "
+            "each service the public keys of the gateway and of every service "
+            "(`make run` generates them for development; deploy/README.md says how)."
+        )
 
 
 def serve_main(
@@ -87,7 +98,7 @@ def serve_main(
         return
 
     if args.command == "serve":
-        require_assertion_key()
+        require_keys(name.removeprefix("spp_"))
     if args.command == "migrate" or getattr(args, "migrate", False):
         migrate()
     if args.command == "serve":
@@ -191,7 +202,7 @@ def _run_worker(
     configure_logging(settings.log_level, settings.log_json)
 
     async def main() -> None:
-        db = Database(settings.database_url, pool_size=2)
+        db = Database(settings.database_url.get_secret_value(), pool_size=2)
         worker = Worker(
             db,
             worker_handlers(settings, handlers(settings, db)),
@@ -232,7 +243,7 @@ def _purge(
     configure_logging(settings.log_level, settings.log_json)
 
     async def main() -> int:
-        db = Database(settings.database_url, pool_size=1)
+        db = Database(settings.database_url.get_secret_value(), pool_size=1)
         try:
             return await purge(db, settings, args.max_seconds)
         finally:

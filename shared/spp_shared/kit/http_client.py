@@ -2,9 +2,12 @@
 
 One long-lived ``httpx.AsyncClient`` per peer, explicit timeouts, bounded
 retries on idempotent calls only, and a clear :class:`PeerUnavailable`
-(problem 503) when the peer cannot be reached. The caller's identity
-assertion and request id are forwarded so the peer authorizes the real
-caller (or the calling service's own identity, for its pushes).
+(problem 503) when the peer cannot be reached. Given the calling service's
+:class:`~spp_shared.kit.identity.ServiceSigner` (``app.state.signer``), the
+client signs each call's assertion itself: the service's own identity,
+bound to that call's method, path and request id. An assertion given
+explicitly is sent as it is instead (it must have been signed for this very
+call: one signed for another request is refused by the peer).
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ import httpx
 from pydantic import BaseModel
 
 from spp_shared.kit.errors import ServiceUnavailable
-from spp_shared.kit.identity import ASSERTION_HEADER
+from spp_shared.kit.identity import ASSERTION_HEADER, ServiceSigner
+from spp_shared.kit.logging import new_request_id
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -49,7 +53,9 @@ class ServiceClient:
         retries: int = 2,
         backoff: float = 0.1,
         transport: httpx.AsyncBaseTransport | None = None,
+        signer: ServiceSigner | None = None,
     ) -> None:
+        self.signer = signer
         self.retries = retries
         self.backoff = backoff
         self._client = httpx.AsyncClient(
@@ -73,19 +79,25 @@ class ServiceClient:
         request_id: str | None = None,
         retry: bool | None = None,
     ) -> httpx.Response:
-        headers: dict[str, str] = {}
+        # One id for the call, its retries and its assertion: the peer's logs
+        # then name the same request as ours.
+        request_id = request_id or new_request_id()
+        request = self._client.build_request(
+            method, path, json=json, params=params, headers={"x-request-id": request_id}
+        )
+        if assertion is None and self.signer is not None:
+            # The path as the peer's server will see it (base URL's path included).
+            assertion = self.signer.sign(
+                method=request.method, path=request.url.path, request_id=request_id
+            )
         if assertion:
-            headers[ASSERTION_HEADER] = assertion
-        if request_id:
-            headers["x-request-id"] = request_id
+            request.headers[ASSERTION_HEADER] = assertion
         may_retry = (method.upper() in IDEMPOTENT) if retry is None else retry
         attempts = 1 + (self.retries if may_retry else 0)
         last: Exception | None = None
         for attempt in range(attempts):
             try:
-                response = await self._client.request(
-                    method, path, json=json, params=params, headers=headers
-                )
+                response = await self._client.send(request)
             except httpx.TransportError as exc:  # connect, read, write, pool, protocol
                 last = exc
             else:

@@ -2,8 +2,10 @@
 
 Each service subclasses :class:`ServiceSettings` with its own env prefix
 (``SPP_SITES_``, ``SPP_FEEDBACK_``...), so one environment can hold the
-configuration of the whole platform without collisions. Platform-wide
-secrets keep one name everywhere (``SPP_ASSERTION_KEY``).
+configuration of the whole platform without collisions: each process's
+own private key is ``SPP_<NAME>_SIGNING_KEY``. What every process shares
+keeps one name everywhere: ``SPP_ASSERTION_PUBLIC_KEYS``, the public keys
+of every issuer (ADR 0002).
 """
 
 from __future__ import annotations
@@ -12,32 +14,39 @@ from collections.abc import Callable
 from typing import Annotated, Literal, TypeVar
 
 from fastapi import Request
-from pydantic import AfterValidator, AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-ASSERTION_KEY_ENV = "SPP_ASSERTION_KEY"
-MIN_ASSERTION_KEY_LENGTH = 32
-
-
-def _long_enough(key: SecretStr | None) -> SecretStr | None:
-    if key is not None and len(key.get_secret_value()) < MIN_ASSERTION_KEY_LENGTH:
-        raise ValueError(
-            f"{ASSERTION_KEY_ENV} must be at least {MIN_ASSERTION_KEY_LENGTH} characters"
-        )
-    return key
-
+from spp_shared.kit.identity import (
+    GATEWAY_ISSUER,
+    AssertionSigner,
+    AssertionVerifier,
+    ServiceSigner,
+    service_issuer,
+)
+from spp_shared.kit.keys import PUBLIC_KEYS_ENV, signing_key_env
 
 # No default on purpose: a key shipped in the code would let anyone who can
-# reach a service forge the gateway's assertions. `make run` and the tests
-# generate their own. Optional here so that `migrate` runs without it; the
-# apps refuse to start without it (require_assertion_key).
-AssertionKey = Annotated[
+# reach a service forge assertions. `make run` and the tests generate their
+# own. Optional here so that `migrate` runs without keys; the apps refuse to
+# start without theirs (service_keys, gateway_signer).
+SigningKey = Annotated[
     SecretStr | None,
-    AfterValidator(_long_enough),
     Field(
         default=None,
-        validation_alias=AliasChoices(ASSERTION_KEY_ENV, "assertion_key"),
-        description="HMAC key of the gateway's identity assertion; the same in every process.",
+        description="This process's own private key (PEM, P-256: ES256), for the assertions "
+        "it signs. Each process has its own; never shared.",
+    ),
+]
+PublicKeys = Annotated[
+    dict[str, list[str]] | None,
+    Field(
+        default=None,
+        validation_alias=AliasChoices(PUBLIC_KEYS_ENV, "assertion_public_keys"),
+        repr=False,  # public, but five PEMs drown the rest of a settings repr
+        description='JSON: {"<issuer>": ["<public key PEM>", ...]} for spp-gateway and each '
+        "service (spp-sites, spp-feedback...); the same value in every process. Several keys "
+        "per issuer are accepted at once (rotation).",
     ),
 ]
 
@@ -65,13 +74,16 @@ class SmtpSettings(BaseSettings):
 class ServiceSettings(BaseSettings):
     """Base of each service's settings; subclasses set ``env_prefix``."""
 
-    model_config = SettingsConfigDict(extra="ignore")
+    # A value that fails validation is not repeated in the error: it may be a key.
+    model_config = SettingsConfigDict(extra="ignore", hide_input_in_errors=True)
 
     service_name: str = "service"
-    database_url: str = "sqlite+aiosqlite:///./.var/service.db"
+    # May hold a password: SecretStr keeps it out of reprs and logs.
+    database_url: SecretStr = SecretStr("sqlite+aiosqlite:///./.var/service.db")
     database_echo: bool = False
     database_pool_size: int = 10
-    assertion_key: AssertionKey
+    signing_key: SigningKey
+    assertion_public_keys: PublicKeys
     log_level: str = "INFO"
     log_json: bool = True
     access_log: bool = True
@@ -85,18 +97,16 @@ class ServiceSettings(BaseSettings):
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
 
 
-class MissingAssertionKey(RuntimeError):
-    def __init__(self) -> None:
-        super().__init__(
-            f"{ASSERTION_KEY_ENV} is not set: give every service and the gateway the same "
-            f"random key of at least {MIN_ASSERTION_KEY_LENGTH} characters "
-            "(`make run` generates one for development)."
-        )
+class MissingKey(RuntimeError):
+    """A process was started without a key it needs (the message says which)."""
 
 
-def require_assertion_key(key: SecretStr | None) -> str:
+def _pem(key: SecretStr | None, env: str) -> str:
     if key is None:
-        raise MissingAssertionKey
+        raise MissingKey(
+            f"{env} is not set: give this process its own private key "
+            "(`openssl ecparam -name prime256v1 -genkey -noout`; `make run` generates one)."
+        )
     return key.get_secret_value()
 
 
@@ -119,3 +129,34 @@ def settings_dependency(cls: type[S]) -> Callable[[Request], S]:
         return settings
 
     return dependency
+
+
+def service_keys(settings: ServiceSettings) -> tuple[ServiceSigner, AssertionVerifier]:
+    """The service's own signer and its verifier; raises :class:`MissingKey` or
+    :class:`~spp_shared.kit.keys.InvalidKey` when they cannot work."""
+    env = signing_key_env(settings.service_name)
+    signer = ServiceSigner(settings.service_name, _pem(settings.signing_key, env), setting=env)
+    if not settings.assertion_public_keys:
+        raise MissingKey(
+            f"{PUBLIC_KEYS_ENV} is not set: give every process the public keys of the gateway "
+            "and of each service (`make run` generates them)."
+        )
+    verifier = AssertionVerifier(settings.assertion_public_keys, setting=PUBLIC_KEYS_ENV)
+    if GATEWAY_ISSUER not in verifier.issuers:
+        raise MissingKey(
+            f"{PUBLIC_KEYS_ENV} lists no key for {GATEWAY_ISSUER}: every call through the "
+            "gateway would be refused."
+        )
+    own = service_issuer(settings.service_name)
+    if not verifier.trusts(own, signer.kid):
+        raise MissingKey(
+            f"{PUBLIC_KEYS_ENV} does not list the public key of {env} under {own}: the other "
+            "services would refuse this one's calls."
+        )
+    return signer, verifier
+
+
+def gateway_signer(key: SecretStr | None) -> AssertionSigner:
+    """The gateway's signer of its callers' assertions."""
+    env = signing_key_env("gateway")
+    return AssertionSigner(GATEWAY_ISSUER, _pem(key, env), setting=env)
