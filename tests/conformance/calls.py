@@ -181,6 +181,8 @@ REFUSED_ASSERTIONS: dict[Caller, str] = {
     "garbage": "invalid-assertion",
     "expired": "invalid-assertion",
     "foreign": "invalid-assertion",
+    "replayed": "invalid-assertion",
+    "service-key": "invalid-assertion",
 }
 
 

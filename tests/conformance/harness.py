@@ -17,8 +17,11 @@ from typing import Literal
 import httpx
 
 from spp_shared.contracts.permissions import Role
-from spp_shared.kit.identity import ASSERTION_HEADER, Principal, PrincipalKind
+from spp_shared.kit.identity import ASSERTION_HEADER, AssertionSigner, Principal, PrincipalKind
+from spp_shared.kit.keys import signing_key_env
 from tests.support import (
+    GATEWAY_SIGNER,
+    TEST_KEYS_ENV,
     AsGateway,
     ServedApp,
     assertion_headers,
@@ -37,16 +40,34 @@ ADMIN = Principal(
     subject="conformance-admin", kind=PrincipalKind.bootstrap, roles=[Role.programme_admin]
 )
 
+
+def service_signer_as_admin() -> AssertionSigner:
+    """The feedback service's own key, made to sign anything it likes."""
+    return AssertionSigner("spp-feedback", TEST_KEYS_ENV[signing_key_env("feedback")], setting="f")
+
+
 # Who sends a call. At a service: ``none`` sends no assertion, ``anonymous``
 # and ``admin`` what the gateway would sign for them, ``garbage``,
-# ``expired`` and ``foreign`` (signed with a key the platform does not hold)
-# assertions a service must refuse. At the gateway: ``none`` and
+# ``expired``, ``foreign`` (signed with a key the platform does not hold),
+# ``replayed`` (the gateway's, for another request) and ``service-key`` (an
+# admin signed with the feedback service's own key) assertions a service
+# must refuse. At the gateway: ``none`` and
 # ``anonymous`` send no credential, ``admin`` the bootstrap token, ``ops``
 # the operations token, ``wrong`` a bearer token nobody issued, and
 # ``forged`` an anonymous request carrying an admin's assertion signed with
 # the platform's own key (what only the gateway may send).
 Caller = Literal[
-    "none", "anonymous", "admin", "garbage", "expired", "foreign", "ops", "wrong", "forged"
+    "none",
+    "anonymous",
+    "admin",
+    "garbage",
+    "expired",
+    "foreign",
+    "replayed",
+    "service-key",
+    "ops",
+    "wrong",
+    "forged",
 ]
 
 # ``main``: the app on its migrated database; the others: the same app built
@@ -85,6 +106,13 @@ def _service_headers(caller: Caller) -> tuple[dict[str, str], httpx.Auth | None]
             return expired_assertion_headers(ADMIN), AsGateway()
         case "foreign":
             return foreign_assertion_headers(ADMIN), AsGateway()
+        case "replayed":
+            # The gateway's own, for an admin, but for another request.
+            other = GATEWAY_SIGNER.sign(ADMIN, method="GET", path="/v1/somewhere-else")
+            return {ASSERTION_HEADER: other}, AsGateway()
+        case "service-key":
+            # What a compromised feedback service could sign: an admin, with its key.
+            return assertion_headers(ADMIN, service_signer_as_admin()), AsGateway()
     raise ValueError(f"a service has no caller {caller!r}")
 
 

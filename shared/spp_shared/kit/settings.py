@@ -131,11 +131,19 @@ def settings_dependency(cls: type[S]) -> Callable[[Request], S]:
     return dependency
 
 
+def service_signer(settings: ServiceSettings) -> ServiceSigner:
+    """What the service signs its own calls to the others with, in its web
+    process (``app.state.signer``) or its worker (a job that pushes to
+    another service gives it to its :class:`~spp_shared.kit.http_client.ServiceClient`)."""
+    env = signing_key_env(settings.service_name)
+    return ServiceSigner(settings.service_name, _pem(settings.signing_key, env), setting=env)
+
+
 def service_keys(settings: ServiceSettings) -> tuple[ServiceSigner, AssertionVerifier]:
     """The service's own signer and its verifier; raises :class:`MissingKey` or
     :class:`~spp_shared.kit.keys.InvalidKey` when they cannot work."""
     env = signing_key_env(settings.service_name)
-    signer = ServiceSigner(settings.service_name, _pem(settings.signing_key, env), setting=env)
+    signer = service_signer(settings)
     if not settings.assertion_public_keys:
         raise MissingKey(
             f"{PUBLIC_KEYS_ENV} is not set: give every process the public keys of the gateway "
