@@ -7,6 +7,7 @@ production database; everything here is written for both.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +17,7 @@ import orjson
 from fastapi import Depends, Request
 from sqlalchemy import DateTime, MetaData, event, text
 from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -23,6 +25,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -97,8 +100,45 @@ def ensure_sqlite_dir(url: str) -> None:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
 
 
+# Pool policy on PostgreSQL (ADR 0022). No pre-ping on every checkout: it was
+# a round trip per request (three on the write pool: BEGIN, SELECT, ROLLBACK).
+# A connection is pinged only when it comes back from more than
+# IDLE_PING_AFTER seconds unused, the case where a firewall, a proxy or a
+# database restart may have cut it; under load connections never idle that
+# long, so the check costs nothing. Connections are replaced after
+# POOL_RECYCLE seconds whatever happens. A connection that breaks in use
+# invalidates the pool (SQLAlchemy's disconnect handling), and the request
+# gets a 503 to retry (kit.errors).
+IDLE_PING_AFTER = 30.0
+POOL_RECYCLE = 1800
+# Seconds a request waits for a pooled connection before a 503.
+POOL_TIMEOUT = 10.0
+_IDLE_SINCE = "spp_idle_since"
+
+
+def _mark_idle(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+    record.info[_IDLE_SINCE] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+    idle_since = record.info.pop(_IDLE_SINCE, None)
+    if idle_since is None or time.monotonic() - idle_since < IDLE_PING_AFTER:
+        return
+    try:
+        dbapi_connection.ping()
+    except Exception as exc:
+        # The pool's documented retry: this connection is dropped and the
+        # checkout tried again with a new one.
+        raise DisconnectionError("connection lost while idle") from exc
+
+
 def create_engine(
-    url: str, *, echo: bool = False, pool_size: int = 10, read_only: bool = False
+    url: str,
+    *,
+    echo: bool = False,
+    pool_size: int = 10,
+    max_overflow: int = 0,
+    read_only: bool = False,
 ) -> AsyncEngine:
     if is_sqlite(url):
         ensure_sqlite_dir(url)
@@ -107,14 +147,21 @@ def create_engine(
         if not read_only:
             event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
-    return create_async_engine(
+    # Overflow connections were opened and closed under load (each a TCP,
+    # TLS negotiation and authentication): a burst beyond the pool waits for
+    # a pooled connection instead, by default.
+    engine = create_async_engine(
         url,
         echo=echo,
         pool_size=pool_size,
-        max_overflow=pool_size,
-        pool_pre_ping=True,
+        max_overflow=max_overflow,
+        pool_timeout=POOL_TIMEOUT,
+        pool_recycle=POOL_RECYCLE,
         **_options(read_only),
     )
+    event.listen(engine.sync_engine.pool, "checkin", _mark_idle)
+    event.listen(engine.sync_engine.pool, "checkout", _ping_if_idle)
+    return engine
 
 
 class WriteSession(AsyncSession):
@@ -131,15 +178,19 @@ class ReadSession(AsyncSession):
 
 
 class Database:
-    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 10) -> None:
+    def __init__(
+        self, url: str, *, echo: bool = False, pool_size: int = 10, max_overflow: int = 0
+    ) -> None:
         self.url = url
-        self.engine = create_engine(url, echo=echo, pool_size=pool_size)
+        self.engine = create_engine(url, echo=echo, pool_size=pool_size, max_overflow=max_overflow)
         self.sessionmaker = async_sessionmaker(
             self.engine, class_=WriteSession, expire_on_commit=False
         )
         # Reads need no transaction: their own autocommit pool spares the
         # BEGIN/COMMIT round trips and the reset on return around each SELECT.
-        self.read_engine = create_engine(url, echo=echo, pool_size=pool_size, read_only=True)
+        self.read_engine = create_engine(
+            url, echo=echo, pool_size=pool_size, max_overflow=max_overflow, read_only=True
+        )
         self.read_sessionmaker = async_sessionmaker(
             self.read_engine, class_=ReadSession, expire_on_commit=False
         )

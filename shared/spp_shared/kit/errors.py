@@ -16,7 +16,8 @@ import orjson
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import Send
@@ -316,18 +317,24 @@ def install_problem_handlers(app: FastAPI) -> None:
         log.exception("unhandled_error", path=request.url.path, error_type=type(exc).__name__)
         return ProblemResponse(internal_error_problem(request_id_of(request)), status_code=500)
 
+    def busy(request: Request, detail: str) -> Response:
+        body = status_problem(
+            503, detail, instance=request.url.path, request_id=request_id_of(request)
+        )
+        return ProblemResponse(body, status_code=503, headers={"Retry-After": "1"})
+
     async def on_database_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, OperationalError)
+        assert isinstance(exc, DBAPIError)
+        if exc.connection_invalidated:
+            # A pooled connection was cut (database restart, failover, a proxy's
+            # idle timeout): SQLAlchemy has dropped it and renews the pool; the
+            # request is safe to send again (ADR 0022).
+            log.warning("database_connection_lost", path=request.url.path)
+            return busy(request, "The connection to the database was lost; retry in a moment.")
         if "database is locked" in str(exc.orig):
             # SQLite (the embedded default) serialises writers; past the busy
             # timeout the honest answer is "busy, retry", not a 500.
-            body = status_problem(
-                503,
-                "The database is busy with another write; retry in a moment.",
-                instance=request.url.path,
-                request_id=request_id_of(request),
-            )
-            return ProblemResponse(body, status_code=503, headers={"Retry-After": "1"})
+            return busy(request, "The database is busy with another write; retry in a moment.")
         return await on_unexpected(request, exc)
 
     async def on_early_response(request: Request, exc: Exception) -> Response:
@@ -335,7 +342,13 @@ def install_problem_handlers(app: FastAPI) -> None:
         return exc.response
 
     app.add_exception_handler(EarlyResponse, on_early_response)
-    app.add_exception_handler(OperationalError, on_database_error)
+
+    async def on_pool_timeout(request: Request, exc: Exception) -> Response:
+        log.warning("database_pool_exhausted", path=request.url.path)
+        return busy(request, "Every database connection is in use; retry in a moment.")
+
+    app.add_exception_handler(DBAPIError, on_database_error)
+    app.add_exception_handler(PoolTimeout, on_pool_timeout)
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
