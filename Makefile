@@ -50,11 +50,12 @@ migrate: $(SYNC_STAMP) ## Apply every service's migrations and reference data
 	for s in sites feedback indicators labelling; do $(BIN)/python -m spp_$$s migrate || exit 1; done
 	$(BIN)/python -m spp_gateway migrate
 
-bench: $(SYNC_STAMP) ## Run the benchmarks (import, gateway, identity); prints figures and ratios
+bench: $(SYNC_STAMP) ## Run the benchmarks (import, export, gateway, identity, site GET); prints figures and ratios
 	$(BIN)/python bench/import_bench.py
 	$(BIN)/python bench/export_bench.py
 	$(BIN)/python bench/gateway_bench.py
 	$(BIN)/python bench/identity_bench.py
+	$(BIN)/python bench/site_get_bench.py
 
 docs: $(SYNC_STAMP) ## Render docs/permissions.md from the permission matrix
 	$(BIN)/python tools/render_permissions.py

@@ -58,12 +58,12 @@ BEYOND_CALLER = (
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-def api_key_store(request: Request) -> ApiKeyStore:
+async def api_key_store(request: Request) -> ApiKeyStore:
     store: ApiKeyStore = request.app.state.api_keys
     return store
 
 
-def agent_directory(request: Request) -> AgentDirectory:
+async def agent_directory(request: Request) -> AgentDirectory:
     directory: AgentDirectory = request.app.state.agents
     return directory
 

@@ -53,6 +53,6 @@ async def test_routes_get_the_app_s_settings_typed(sites_app: FastAPI) -> None:
 
 async def test_settings_of_another_class_are_refused(sites_app: FastAPI) -> None:
     request = Request({"type": "http", "app": sites_app})
-    assert isinstance(settings_dependency(SitesSettings)(request), SitesSettings)
+    assert isinstance(await settings_dependency(SitesSettings)(request), SitesSettings)
     with pytest.raises(TypeError, match="SitesSettings, not OtherSettings"):
-        settings_dependency(OtherSettings)(request)
+        await settings_dependency(OtherSettings)(request)

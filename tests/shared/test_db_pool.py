@@ -1,4 +1,4 @@
-"""The kit's connection pool policy on PostgreSQL (ADR 0022): no ping per
+"""The kit's connection pool policy on PostgreSQL (ADR 0025): no ping per
 checkout, a ping after an idle spell, no connections opened beyond the pool
 under load, and a cut connection answered 503 once, then renewed."""
 

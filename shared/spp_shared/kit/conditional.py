@@ -67,7 +67,7 @@ class ConditionalGet:
         self.response.headers.update(headers)
 
 
-def _conditional_get(
+async def _conditional_get(
     request: Request,
     response: Response,
     if_none_match: Annotated[

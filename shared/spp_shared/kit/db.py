@@ -100,7 +100,7 @@ def ensure_sqlite_dir(url: str) -> None:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
 
 
-# Pool policy on PostgreSQL (ADR 0022). No pre-ping on every checkout: it was
+# Pool policy on PostgreSQL (ADR 0025). No pre-ping on every checkout: it was
 # a round trip per request (three on the write pool: BEGIN, SELECT, ROLLBACK).
 # A connection is pinged only when it comes back from more than
 # IDLE_PING_AFTER seconds unused, the case where a firewall, a proxy or a

@@ -328,7 +328,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         if exc.connection_invalidated:
             # A pooled connection was cut (database restart, failover, a proxy's
             # idle timeout): SQLAlchemy has dropped it and renews the pool; the
-            # request is safe to send again (ADR 0022).
+            # request is safe to send again (ADR 0025).
             log.warning("database_connection_lost", path=request.url.path)
             return busy(request, "The connection to the database was lost; retry in a moment.")
         if "database is locked" in str(exc.orig):

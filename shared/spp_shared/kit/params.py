@@ -23,7 +23,7 @@ def field_lines(request: Request, name: str) -> str | None:
     return ", ".join(values) if values else None
 
 
-def _if_match(
+async def _if_match(
     request: Request,
     if_match: Annotated[str | None, Header(description="The ETag you last read.")] = None,
 ) -> str | None:

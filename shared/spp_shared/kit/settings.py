@@ -10,7 +10,7 @@ of every issuer (ADR 0002).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Literal, TypeVar
 
 from fastapi import Request
@@ -113,7 +113,7 @@ def _pem(key: SecretStr | None, env: str) -> str:
 S = TypeVar("S", bound=BaseSettings)
 
 
-def settings_dependency(cls: type[S]) -> Callable[[Request], S]:
+def settings_dependency(cls: type[S]) -> Callable[[Request], Awaitable[S]]:
     """The dependency giving the app's settings (built in its factory, so a
     test's own settings are the ones its routes see), typed as ``cls``.
 
@@ -122,7 +122,7 @@ def settings_dependency(cls: type[S]) -> Callable[[Request], S]:
         SettingsDep = Annotated[SitesSettings, Depends(settings_dependency(SitesSettings))]
     """
 
-    def dependency(request: Request) -> S:
+    async def dependency(request: Request) -> S:
         settings = request.app.state.settings
         if not isinstance(settings, cls):
             raise TypeError(f"the app holds {type(settings).__name__}, not {cls.__name__}")
