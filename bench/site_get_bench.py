@@ -1,7 +1,7 @@
 """A site GET against the stack's ceiling, on PostgreSQL, in one run.
 
 Loads the programme's real structures (the SP+ export and the France
-services list, ~17,600 sites: ``python -m spp_sites seed-demo``) into a
+services list, 15,428 sites: ``python -m spp_sites seed-demo``) into a
 fresh PostgreSQL database, then starts, each as its own process with one
 uvicorn worker:
 
