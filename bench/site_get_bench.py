@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import secrets
 import shlex
 import shutil
 import statistics
@@ -252,12 +251,13 @@ def main() -> None:
     py = sys.executable
     sites_dsn = args.pg.rsplit("/", 1)[0] + "/" + SITES_DB
     gateway_dsn = args.pg.rsplit("/", 1)[0] + "/" + GATEWAY_DB
-    assertion_key = "bench-" + secrets.token_hex(24)
+    from spp_shared.kit.keys import platform_keys_env
+
     ports = {name: free_port() for name in TARGETS}
     env = {
         **os.environ,
+        **platform_keys_env(("gateway", "sites")),
         "SPP_BOOTSTRAP_TOKEN": BENCH_TOKEN,
-        "SPP_ASSERTION_KEY": assertion_key,
         "SPP_SITES_DATABASE_URL": sites_dsn.replace("postgresql://", "postgresql+asyncpg://", 1),
         "SPP_GATEWAY_DATABASE_URL": gateway_dsn.replace(
             "postgresql://", "postgresql+asyncpg://", 1
@@ -289,7 +289,9 @@ def main() -> None:
     site_id, count = asyncio.run(pick_site(sites_dsn))
     path = f"/v1/sites/{site_id}"
 
-    from spp_shared.kit.identity import ANONYMOUS, sign_assertion
+    from spp_shared.kit.identity import ANONYMOUS, GATEWAY_ISSUER, AssertionSigner
+
+    gateway_key = AssertionSigner(GATEWAY_ISSUER, env["SPP_GATEWAY_SIGNING_KEY"], setting="bench")
 
     procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
@@ -320,8 +322,10 @@ def main() -> None:
         headers = {
             "minimal": [],
             # Direct calls carry what the gateway would send: an anonymous
-            # assertion, signed once for the run.
-            "sites": [f"X-SPP-Assertion: {sign_assertion(ANONYMOUS, assertion_key, ttl=3600)}"],
+            # assertion for this GET, signed with the gateway's key once for the run.
+            "sites": [
+                "X-SPP-Assertion: " + gateway_key.sign(ANONYMOUS, method="GET", path=path, ttl=3600)
+            ],
             "gateway": [f"Authorization: Bearer {body['secret']}"],
         }
         urls = {name: f"http://127.0.0.1:{ports[name]}{path}" for name in TARGETS}
