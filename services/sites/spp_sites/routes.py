@@ -305,7 +305,7 @@ class _ExportQuery:
     since: datetime | None
 
 
-def _export_query(
+async def _export_query(
     network: Annotated[str | None, Query(max_length=64)] = None,
     departement: Annotated[DepartementCode | None, Query()] = None,
     region: Annotated[RegionCode | None, Query()] = None,

@@ -208,7 +208,7 @@ class Database:
         await self.read_engine.dispose()
 
 
-def database_dependency(request: Request) -> Database:
+async def database_dependency(request: Request) -> Database:
     """The app's :class:`Database`, for work that opens its own sessions (an
     import's transactions, an export streamed after the route returns)."""
     db: Database = request.app.state.db
