@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError
 from spp_shared.kit import db as kit_db
 from spp_shared.kit.app import create_service_app
 from spp_shared.kit.db import Database, ReadSessionDep
-from spp_shared.kit.settings import ServiceSettings
+from spp_sites.settings import SitesSettings
 from tests.support import serve_asgi
 
 pytestmark = pytest.mark.anyio
@@ -105,7 +105,8 @@ async def test_a_request_on_a_cut_connection_is_answered_503_then_served(url: st
         return {"pid": (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()}
 
     app = create_service_app(
-        ServiceSettings(database_url=url, database_pool_size=1, access_log=False),
+        # The sites service's settings: the suite holds its signing keys.
+        SitesSettings(database_url=url, database_pool_size=1, access_log=False),
         title="pool test",
         description="pool test",
         routers=[router],
