@@ -8,10 +8,10 @@ UV := $(BIN)/uv
 SYNC_STAMP := $(VENV)/.synced
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock run test test-pg lint fmt migrate bench docs clean
+.PHONY: help install lock run test test-pg lint openapi-lint openapi-check fuzz fmt migrate bench docs clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 $(UV):
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,17 @@ lint: $(SYNC_STAMP) ## ruff, mypy and the import rules between packages
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy shared/spp_shared gateway/spp_gateway services/sites/spp_sites services/feedback/spp_feedback services/indicators/spp_indicators services/labelling/spp_labelling
 	$(BIN)/lint-imports
+
+# The merged OpenAPI of a running platform (tools/openapi_check.py; needs Node's npx).
+openapi-lint: $(SYNC_STAMP) ## Redocly lint and openapi-typescript over the merged OpenAPI
+	$(BIN)/python tools/openapi_check.py --lint --typescript
+
+openapi-check: $(SYNC_STAMP) ## openapi-lint, then schemathesis for 2 minutes: 0 failures (CI)
+	$(BIN)/python tools/openapi_check.py --lint --typescript --fuzz 120
+
+FUZZ_SECONDS ?= 900
+fuzz: $(SYNC_STAMP) ## schemathesis over the merged OpenAPI for FUZZ_SECONDS (15 min)
+	$(BIN)/python tools/openapi_check.py --fuzz $(FUZZ_SECONDS)
 
 fmt: $(SYNC_STAMP) ## Format and fix what ruff can
 	$(BIN)/ruff format .

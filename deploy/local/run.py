@@ -6,10 +6,15 @@ for agents' sign-in (:8009) and the gateway (:8000), runs the periodic commands
 on their schedule (CronJobs in production), and stops them all on Ctrl-C.
 Runs with the workspace's interpreter; imports no service (it starts them as
 processes, like production would), only the kit's key generation.
+
+``--var DIR --port-base N --no-demo`` start a second, throw-away platform
+beside the first (tools/openapi_check.py fuzzes one): the gateway on N, the
+services on N+1..N+4, the OIDC provider on N+9, databases and logs in DIR.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import secrets
 import signal
@@ -26,15 +31,21 @@ from spp_shared.kit.keys import PUBLIC_KEYS_ENV, platform_keys_env
 
 ROOT = Path(__file__).resolve().parents[2]
 VAR = ROOT / ".var"
-SERVICES = {"sites": 8001, "feedback": 8002, "indicators": 8003, "labelling": 8004}
 GATEWAY_PORT = 8000
-OIDC_PORT = 8009  # the development OIDC provider (deploy/local/dev_oidc.py)
+# The services' and the development OIDC provider's (deploy/local/dev_oidc.py)
+# ports, as offsets from the gateway's.
+SERVICE_OFFSETS = {"sites": 1, "feedback": 2, "indicators": 3, "labelling": 4}
+OIDC_OFFSET = 9
 OIDC_AUDIENCE = "spp-local"
 # Periodic commands and how often they run, in seconds: (service, command, every).
 PERIODIC: list[tuple[str, str, int]] = [
     ("sites", "purge-idempotency", 3600),
-    *((name, "purge-jobs", 24 * 3600) for name in SERVICES),
+    *((name, "purge-jobs", 24 * 3600) for name in SERVICE_OFFSETS),
 ]
+
+# Set by main() from the command line; the defaults are `make run`'s.
+SERVICES = {name: GATEWAY_PORT + offset for name, offset in SERVICE_OFFSETS.items()}
+OIDC_PORT = GATEWAY_PORT + OIDC_OFFSET
 
 
 def service_env() -> dict[str, str]:
@@ -50,7 +61,7 @@ def service_env() -> dict[str, str]:
     return env
 
 
-def wait_healthy(url: str, timeout: float = 30.0) -> bool:
+def wait_healthy(url: str, timeout: float = 90.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -86,7 +97,7 @@ class Schedule:
                     continue
                 del self.running[i]
                 if proc.returncode:
-                    print(f"{service} {command} failed; see .var/periodic.log", file=sys.stderr)
+                    print(f"{service} {command} failed; see {VAR}/periodic.log", file=sys.stderr)
             if now >= self.due[i]:
                 self.due[i] = now + every
                 self.running[i] = subprocess.Popen(
@@ -110,7 +121,23 @@ def _stop(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # SIGTERM stops the children like Ctrl-C does
 
 
-def main() -> int:
+def _configure(argv: list[str] | None) -> bool:
+    """Apply the command line to the module's layout; whether to load demo data."""
+    global VAR, GATEWAY_PORT, SERVICES, OIDC_PORT
+    parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
+    parser.add_argument("--var", type=Path, default=VAR, help="databases and logs")
+    parser.add_argument("--port-base", type=int, default=GATEWAY_PORT, help="the gateway's port")
+    parser.add_argument("--no-demo", action="store_true", help="skip the demo data")
+    args = parser.parse_args(argv)
+    VAR = args.var.resolve()
+    GATEWAY_PORT = args.port_base
+    SERVICES = {name: GATEWAY_PORT + offset for name, offset in SERVICE_OFFSETS.items()}
+    OIDC_PORT = GATEWAY_PORT + OIDC_OFFSET
+    return not args.no_demo
+
+
+def main(argv: list[str] | None = None) -> int:
+    demo = _configure(argv)
     signal.signal(signal.SIGTERM, _stop)
     # A shell starting us in the background ignores SIGINT for us; Ctrl-C or
     # `kill -INT` must still stop the whole platform cleanly.
@@ -119,7 +146,7 @@ def main() -> int:
     if busy:
         print(f"ports already in use: {busy}; is the platform already running?", file=sys.stderr)
         return 1
-    VAR.mkdir(exist_ok=True)
+    VAR.mkdir(parents=True, exist_ok=True)
     env = service_env()
     token = env.get("SPP_BOOTSTRAP_TOKEN")
     if not token:
@@ -142,8 +169,9 @@ def main() -> int:
         subprocess.run([py, "-m", f"spp_{name}", "migrate"], env=env, check=True, cwd=ROOT)
     print("migrating gateway...", flush=True)
     subprocess.run([py, "-m", "spp_gateway", "migrate"], env=env, check=True, cwd=ROOT)
-    print("loading demo data (SP+ structures and France services)...", flush=True)
-    subprocess.run([py, "-m", "spp_sites", "seed-demo"], env=env, check=True, cwd=ROOT)
+    if demo:
+        print("loading demo data (SP+ structures and France services)...", flush=True)
+        subprocess.run([py, "-m", "spp_sites", "seed-demo"], env=env, check=True, cwd=ROOT)
 
     procs: list[subprocess.Popen[bytes]] = []
     log_files = []
@@ -197,7 +225,7 @@ def main() -> int:
         ]
         for name, url in checks:
             if not wait_healthy(url):
-                print(f"{name} did not start; see .var/{name}.log", file=sys.stderr)
+                print(f"{name} did not start; see {VAR}/{name}.log", file=sys.stderr)
                 return 1
         # Once the services answer: ten interpreters starting at once on a
         # small machine kept the services past their health deadline.
@@ -219,8 +247,8 @@ def main() -> int:
             f"  Operations token (/metrics, /readyz details): {ops_token}\n"
             f"    export SPP_OPS_TOKEN={ops_token}\n"
             f"  Agent sign-in (development OIDC provider): http://127.0.0.1:{OIDC_PORT}/token\n"
-            "  Logs: .var/*.log (workers: .var/*-worker.log, periodic commands:"
-            " .var/periodic.log)   Databases: .var/*.db\n"
+            f"  Logs: {VAR}/*.log (workers: {VAR}/*-worker.log, periodic commands:"
+            f" {VAR}/periodic.log)   Databases: {VAR}/*.db\n"
             "Press Ctrl-C to stop.",
             flush=True,
         )
@@ -230,7 +258,7 @@ def main() -> int:
         while all(p.poll() is None for p in procs):
             schedule.tick()
             time.sleep(0.5)
-        print("a process stopped; see .var/*.log", file=sys.stderr)
+        print(f"a process stopped; see {VAR}/*.log", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 0

@@ -34,15 +34,22 @@ from spp_shared.contracts.access import (
 )
 from spp_shared.contracts.base import NO_CONTROL_CHARACTERS
 from spp_shared.contracts.types import NetworkCode
-from spp_shared.kit.conditional import NOT_MODIFIED, ConditionalGetDep
+from spp_shared.kit.conditional import ConditionalGetDep
 from spp_shared.kit.db import ReadSessionDep, SessionDep
-from spp_shared.kit.errors import PROBLEM_RESPONSES, request_id_of
+from spp_shared.kit.errors import request_id_of
+from spp_shared.kit.openapi import operation_id
 from spp_shared.kit.pagination import DEFAULT_LIMIT, Page
 from spp_shared.kit.params import Cursor, IfMatch, Limit
 from spp_shared.kit.permissions import Access, allowed
 
-# Every problem the gateway's own resources answer, declared like the services do.
-router = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
+# Its OpenAPI document is completed like every service's (spp_shared.kit.openapi).
+router = APIRouter(prefix="/v1", generate_unique_id_function=operation_id)
+TAGS = {
+    "api-keys": "API keys of machine clients (head offices, front-ends' back-ends): "
+    "created, listed, rotated and revoked by administrators; secrets shown once.",
+    "agent-mappings": "Which agents signed in through OIDC get which roles, network and sites.",
+    "audit": "The audit log of privileged actions and changes.",
+}
 
 
 ManageKeys = Annotated[Access, allowed(GatewayAction.api_keys_manage)]
@@ -223,7 +230,6 @@ async def list_agent_mappings(
     "/agent-mappings/{mapping_id}",
     tags=["agent-mappings"],
     response_model=AgentMappingOut,
-    responses=NOT_MODIFIED,
     summary="Get an agent mapping",
     description=BEYOND_CALLER,
 )

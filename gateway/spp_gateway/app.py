@@ -22,18 +22,18 @@ from typing import Any
 import aiohttp
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from spp_gateway.admin import TAGS as ADMIN_TAGS
 from spp_gateway.admin import router as admin_router
 from spp_gateway.auth import Authenticator
 from spp_gateway.hardening import BodyPolicy, RequestBounds, cors
 from spp_gateway.metrics import GatewayMetrics
 from spp_gateway.oidc import OidcConfig, OidcVerifier
-from spp_gateway.openapi import OpenAPICache
+from spp_gateway.openapi import OpenAPICache, OpenAPIClash
 from spp_gateway.ops import OpsToken, Reused
 from spp_gateway.proxy import Proxy
 from spp_gateway.ratelimit import RateLimiter
@@ -42,13 +42,13 @@ from spp_gateway.settings import GatewaySettings
 from spp_gateway.store import AgentDirectory, ApiKeyStore, record_request
 from spp_gateway.uploads import UploadSlots
 from spp_gateway.upstream import UpstreamClient
-from spp_shared.kit.app import PROBLEM_SCHEMA
 from spp_shared.kit.db import Database
-from spp_shared.kit.errors import install_problem_handlers
+from spp_shared.kit.errors import ServiceUnavailable, install_problem_handlers
 from spp_shared.kit.guards import ControlCharacterGuard
 from spp_shared.kit.identity import Principal
 from spp_shared.kit.logging import RequestContextMiddleware, configure_logging
 from spp_shared.kit.metrics import MetricsMiddleware
+from spp_shared.kit.openapi import build_openapi
 from spp_shared.kit.security_headers import SecurityHeaders
 from spp_shared.kit.settings import gateway_signer
 
@@ -114,6 +114,19 @@ class Parts:
     limiter: RateLimiter
 
 
+def gateway_document() -> dict[str, Any]:
+    """The document of the gateway's own resources (API keys, agent mappings,
+    audit log), described as the services' routes are: same answers, same
+    credentials. The merge (spp_gateway.openapi) takes it like a service's."""
+    return build_openapi(
+        title="Services Publics+ gateway",
+        version="1.0.0",
+        description=None,
+        routes=admin_router.routes,
+        tags=ADMIN_TAGS,
+    )
+
+
 def _internal_app(
     settings: GatewaySettings, routes: RouteTable, parts: Parts, metrics: GatewayMetrics
 ) -> FastAPI:
@@ -149,23 +162,16 @@ def _internal_app(
     install_problem_handlers(app)
     app.include_router(admin_router)
 
-    def own_openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = get_openapi(title=app.title, version="1.0.0", routes=list(admin_router.routes))
-            # The admin routes declare their problems (403, 404...) as the
-            # services' routes do; the schema they point to comes with them.
-            schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = (
-                PROBLEM_SCHEMA
-            )
-            app.openapi_schema = schema
-        return app.openapi_schema
+    own_document = gateway_document()  # built once: the routes do not change
 
     openapi_cache = OpenAPICache(
         routes,
         upstream,
         ttl=settings.openapi_cache_seconds,
         fetch_timeout=settings.readiness_timeout,
-        local=own_openapi,
+        local=lambda: own_document,
+        server_url=settings.public_url,
+        oidc_issuer=settings.oidc_issuer,
     )
 
     @app.get("/healthz")
@@ -211,7 +217,11 @@ def _internal_app(
 
     @app.get("/openapi.json")
     async def openapi() -> Response:
-        return Response(await openapi_cache.get(), media_type="application/json")
+        try:
+            return Response(await openapi_cache.get(), media_type="application/json")
+        except OpenAPIClash as exc:
+            # Serving a renamed schema would change clients generated from it.
+            raise ServiceUnavailable(str(exc)) from None
 
     @app.get("/docs")
     async def docs() -> HTMLResponse:

@@ -68,6 +68,11 @@ class GatewaySettings(BaseSettings):
     keepalive_timeout: float = Field(default=30.0, gt=0)
     readiness_timeout: float = Field(default=2.0, gt=0)
     openapi_cache_seconds: float = Field(default=30.0, ge=0)
+    public_url: str | None = Field(
+        default=None,
+        description="The platform's public address (https://api.example.gouv.fr), the "
+        "merged OpenAPI's server; unset: '/', the address the document was read from.",
+    )
 
     # --- rate limits and hardening
     redis_url: RedisURL = Field(

@@ -61,15 +61,15 @@ class SitesModels:
 
 
 class FeedbackModels:
-    # Same schema name as the sites service's, different shape: a clash the
-    # merged OpenAPI must resolve.
-    class Site(BaseModel):
+    # A site as feedback shows it: its own name, so no clash with the sites'
+    # "Site" in the merged OpenAPI (a clash is refused: test_ops).
+    class ExperienceSite(BaseModel):
         id: str
         label: str
         network: str
 
 
-class Problem(BaseModel):
+class Entry(BaseModel):
     type: str
     title: str
     status: int
@@ -92,18 +92,18 @@ def make_upstream(service: str) -> FastAPI:
         async def get_site(site_id: str) -> SitesModels.Site:
             return SitesModels.Site(id=site_id, name="CAF Lyon")
 
-        @app.get("/v1/networks", operation_id="list", tags=["networks"])
-        async def list_networks() -> list[Problem]:
+        @app.get("/v1/networks", operation_id="list_networks", tags=["networks"])
+        async def list_networks() -> list[Entry]:
             return []
 
     if service == "feedback":
 
         @app.get("/v1/experiences/{exp_id}/site", operation_id="get_experience_site")
-        async def experience_site(exp_id: str) -> FeedbackModels.Site:
-            return FeedbackModels.Site(id=exp_id, label="x", network="caf")
+        async def experience_site(exp_id: str) -> FeedbackModels.ExperienceSite:
+            return FeedbackModels.ExperienceSite(id=exp_id, label="x", network="caf")
 
-        @app.get("/v1/ratings", operation_id="list", tags=["ratings"])
-        async def list_ratings() -> list[Problem]:
+        @app.get("/v1/ratings", operation_id="list_ratings", tags=["ratings"])
+        async def list_ratings() -> list[Entry]:
             return []
 
     prefix = {
@@ -267,9 +267,9 @@ def admin_app(db: Database, *, cache_seconds: float = 5.0) -> ASGIApp:
 
     from spp_gateway.admin import router
     from spp_gateway.store import AgentDirectory, ApiKeyStore
-    from spp_shared.kit.app import operation_id
     from spp_shared.kit.errors import install_problem_handlers
     from spp_shared.kit.logging import RequestContextMiddleware
+    from spp_shared.kit.openapi import operation_id
 
     api_keys = ApiKeyStore(db, cache_seconds=cache_seconds, last_used_resolution=60.0)
     agents = AgentDirectory(db, cache_seconds=cache_seconds)

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from spp_gateway.openapi import merge_openapi
+from spp_gateway.openapi import OpenAPIClash, merge_openapi
 from spp_gateway.routes import RouteTable
 from tests.support import ServiceDB
 
@@ -19,6 +19,7 @@ from .conftest import (
     ServedApp,
     dead_url,
     gateway_settings,
+    make_upstream,
     serve_gateway,
 )
 
@@ -134,21 +135,19 @@ async def test_merged_openapi(gateway: ServedApp) -> None:
     # The services' own health endpoints are not part of the public API.
     assert "/healthz" not in paths
     schemas = spec["components"]["schemas"]
-    # Both services define a different "Site": each is prefixed, refs follow.
-    assert "Site" not in schemas
-    assert set(schemas["SitesSite"]["properties"]) == {"id", "name"}
-    assert set(schemas["FeedbackSite"]["properties"]) == {"id", "label", "network"}
+    # Each service's names, unchanged.
+    assert set(schemas["Site"]["properties"]) == {"id", "name"}
+    assert set(schemas["ExperienceSite"]["properties"]) == {"id", "label", "network"}
     site_ref = paths["/v1/experiences/{exp_id}/site"]["get"]["responses"]["200"]["content"]
-    assert site_ref["application/json"]["schema"] == {"$ref": "#/components/schemas/FeedbackSite"}
+    assert site_ref["application/json"]["schema"] == {"$ref": "#/components/schemas/ExperienceSite"}
     assert "HTTPValidationError" in schemas  # identical in all services: kept once
     get_site = paths["/v1/sites/{site_id}"]["get"]
     assert get_site["operationId"] == "get_site"
-    # "list" is used by sites and feedback: prefixed in both.
-    op_ids = {
+    op_ids = [
         op["operationId"] for item in paths.values() for op in item.values() if "operationId" in op
-    }
-    assert {"sites_list", "feedback_list"} <= op_ids
-    assert "list" not in op_ids
+    ]
+    assert {"list_networks", "list_ratings"} <= set(op_ids)
+    assert len(op_ids) == len(set(op_ids))
     groups = {g["name"]: g["tags"] for g in spec["x-tagGroups"]}
     assert "sites" in groups["sites"]
     assert "feedback" in groups["feedback"]  # untagged operation: tagged by service
@@ -180,42 +179,66 @@ def _op(op_id: str, schema: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def test_merge_resolves_schema_name_clashes() -> None:
+def test_merge_refuses_a_name_two_services_define_differently() -> None:
+    # It was: both renamed (SitesImportReport, IndicatorsImportReport), so the
+    # first ImportReport the indicators service published renamed the one
+    # every client generated from the sites service already used.
     routes = RouteTable({n: "http://x" for n in ("sites", "feedback", "indicators", "labelling")})
     address = {"type": "object", "properties": {"city": {"type": "string"}}}
+    report = {"type": "object", "properties": {"created": {"type": "integer"}}}
     sites = _doc(
-        {"/v1/sites/{id}": _op("get_site", _ref("Site")), "/healthz": _op("healthz", {})},
-        {
-            "Site": {"type": "object", "properties": {"name": {"type": "string"}}},
-            "Address": address,
-            "Page": {"type": "object", "properties": {"items": {"items": _ref("Site")}}},
-        },
+        {"/v1/sites/import": _op("import_sites", _ref("ImportReport"))},
+        {"ImportReport": report, "Address": address},
     )
-    feedback = _doc(
-        {"/v1/experiences": _op("list_experiences", _ref("Page"))},
-        {
-            "Site": {"type": "object", "properties": {"label": {"type": "string"}}},
-            "Address": address,
-            # Same text as sites' Page, but its Site is another Site.
-            "Page": {"type": "object", "properties": {"items": {"items": _ref("Site")}}},
-        },
+    indicators = _doc(
+        {"/v1/indicators/import": _op("import_indicators", _ref("ImportReport"))},
+        {"ImportReport": {"type": "object", "properties": {"values": {"type": "integer"}}}},
     )
-    merged = merge_openapi(
-        {"sites": sites, "feedback": feedback, "indicators": None, "labelling": None}, routes
+    with pytest.raises(OpenAPIClash, match=r"schemas 'ImportReport' \(sites and indicators\)"):
+        merge_openapi({"sites": sites, "indicators": indicators}, routes)
+    # The same definition under the same name is one contract, kept once.
+    same = _doc(
+        {"/v1/indicators/import": _op("import_indicators", _ref("ImportReport"))},
+        {"ImportReport": report, "Address": address},
     )
-    schemas = merged["components"]["schemas"]
-    assert set(schemas) == {"Address", "SitesSite", "FeedbackSite", "SitesPage", "FeedbackPage"}
-    assert schemas["FeedbackPage"]["properties"]["items"]["items"] == _ref("FeedbackSite")
-    assert schemas["SitesPage"]["properties"]["items"]["items"] == _ref("SitesSite")
-    paths = merged["paths"]
-    assert set(paths) == {"/v1/sites/{id}", "/v1/experiences"}
-    site_schema = paths["/v1/sites/{id}"]["get"]["responses"]["200"]["content"]
-    assert site_schema["application/json"]["schema"] == _ref("SitesSite")
-    exp_schema = paths["/v1/experiences"]["get"]["responses"]["200"]["content"]
-    assert exp_schema["application/json"]["schema"] == _ref("FeedbackPage")
-    assert merged["info"]["x-unavailable-services"] == ["indicators", "labelling"]
+    merged = merge_openapi({"sites": sites, "indicators": same, "feedback": None}, routes)
+    # Address is referred to by no operation: left out.
+    assert set(merged["components"]["schemas"]) == {"ImportReport"}
+    assert merged["info"]["x-unavailable-services"] == ["feedback"]
     # Inputs untouched.
-    assert sites["components"]["schemas"]["Page"]["properties"]["items"]["items"] == _ref("Site")
+    assert "responses" in sites["paths"]["/v1/sites/import"]["get"]
+    assert "414" not in sites["paths"]["/v1/sites/import"]["get"]["responses"]
+
+
+def test_merge_refuses_an_operation_id_two_services_use() -> None:
+    routes = RouteTable({n: "http://x" for n in ("sites", "feedback", "indicators", "labelling")})
+    sites = _doc({"/v1/sites": _op("list", {"type": "array"})}, {})
+    feedback = _doc({"/v1/ratings": _op("list", {"type": "array"})}, {})
+    with pytest.raises(OpenAPIClash, match=r"operationId 'list' \(sites and feedback\)"):
+        merge_openapi({"sites": sites, "feedback": feedback}, routes)
+
+
+async def test_a_clash_is_a_503_not_a_renamed_document(
+    upstreams: dict[str, ServedApp], gateway_db: ServiceDB
+) -> None:
+    clashing = make_upstream("feedback")
+
+    @clashing.get("/v1/ratings/{rating_id}", operation_id="get_site")
+    async def get_rating(rating_id: str) -> dict[str, str]:
+        return {}
+
+    feedback = ServedApp(clashing).start()
+    urls = {n: u.url for n, u in upstreams.items()} | {"feedback": feedback.url}
+    served = serve_gateway(gateway_settings(urls, database_url=gateway_db.url))
+    try:
+        async with httpx.AsyncClient(base_url=served.url) as client:
+            resp = await client.get("/openapi.json")
+    finally:
+        served.stop()
+        feedback.stop()
+    assert resp.status_code == 503
+    assert resp.headers["content-type"] == "application/problem+json"
+    assert "operationId 'get_site' (sites and feedback)" in resp.json()["detail"]
 
 
 def test_openapi_and_docs_are_not_proxied() -> None:
@@ -235,6 +258,5 @@ async def test_the_gateways_own_resources_declare_their_problems(gateway: Served
         forbidden = spec["paths"][path][method]["responses"]["403"]
         [(media, body)] = forbidden["content"].items()
         assert media == "application/problem+json", (path, method)
-        # The test upstreams have a Problem of their own: the merge prefixes the clash.
-        name = body["schema"]["$ref"].rpartition("/")[2]
-        assert spec["components"]["schemas"][name]["title"] == "Problem"
+        assert body["schema"] == {"$ref": "#/components/schemas/Problem"}
+    assert spec["components"]["schemas"]["Problem"]["title"] == "Problem"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from spp_indicators.routes import router
+from spp_indicators.routes import TAGS, router
 from spp_indicators.settings import IndicatorsSettings
 from spp_shared.kit.app import create_service_app
 from spp_shared.kit.db import Database
@@ -22,4 +22,5 @@ def create_app(
         ),
         routers=[router],
         database=database,
+        tags=TAGS,
     )

@@ -16,6 +16,8 @@ from spp_shared.kit.permissions import allowed
 router = APIRouter(
     prefix="/v1", tags=["commitments"], dependencies=[allowed(IndicatorsAction.commitments_read)]
 )
+# The OpenAPI document's description of each tag used below.
+TAGS = {"commitments": "The eight commitments of the Services Publics+ programme."}
 
 
 @router.get("/commitments", summary="The eight SP+ commitments")

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from spp_shared.kit.app import create_service_app
 from spp_shared.kit.db import Database
-from spp_sites.routes import router
+from spp_sites.routes import TAGS, router
 from spp_sites.settings import SitesSettings
 
 
@@ -20,4 +20,5 @@ def create_app(
         description="Networks and the sites that receive the public (the SP+ registry).",
         routers=[router],
         database=database,
+        tags=TAGS,
     )

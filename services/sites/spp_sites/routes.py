@@ -24,7 +24,7 @@ from spp_shared.contracts.sites import (
     SiteStatus,
 )
 from spp_shared.contracts.types import DepartementCode, InseeCommuneCode, RegionCode, Siret
-from spp_shared.kit.conditional import NOT_MODIFIED, ConditionalGet, ConditionalGetDep
+from spp_shared.kit.conditional import ConditionalGet, ConditionalGetDep
 from spp_shared.kit.db import Database, DatabaseDep, ReadSessionDep, SessionDep
 from spp_shared.kit.errors import ValidationProblem
 from spp_shared.kit.export import ExportFormat, Since, export_response, export_responses
@@ -40,6 +40,13 @@ from spp_sites.repository import SiteFilters
 from spp_sites.settings import SettingsDep
 
 router = APIRouter(prefix="/v1")
+# The OpenAPI document's description of each tag used below.
+TAGS = {
+    "networks": "The networks of public services (CAF, CPAM, France Travail...) whose "
+    "sites receive the public.",
+    "sites": "The registry of reception sites: search, read, create, change, close, and "
+    "bulk import and look-up.",
+}
 
 
 # --- networks -----------------------------------------------------------------
@@ -64,7 +71,6 @@ async def list_networks(
     "/networks/{code}",
     tags=["networks"],
     response_model=NetworkOut,
-    responses=NOT_MODIFIED,
     summary="Get a network",
     dependencies=[allowed(SitesAction.networks_read)],
 )
@@ -388,7 +394,6 @@ async def export_datapackage() -> dict[str, Any]:
     "/sites/{ref}",
     tags=["sites"],
     response_model=SiteOut,
-    responses=NOT_MODIFIED,
     summary="Get a site by id, SP+ code or network:code",
     dependencies=[allowed(SitesAction.sites_read)],
 )

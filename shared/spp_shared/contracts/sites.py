@@ -197,7 +197,7 @@ SITE_EXAMPLE: dict[str, Any] = {
     "external_code": "CAF-75-PARIS-11",
     "name": "Caf de Paris - accueil Paris 11e",
     "kind": "agence",
-    "siret": "53493317700015",
+    "siret": "53493317100009",
     "address": {
         "line": "67 avenue Parmentier",
         "postcode": "75011",

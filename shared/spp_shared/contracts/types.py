@@ -477,12 +477,14 @@ def normalize_phone(s: str) -> str:
     return phonenumbers.format_number(number, _E164)
 
 
+# No pattern in the schema: national forms ("04 50 56 87 49") are accepted as
+# well as E.164 (the OpenAPI's examples said "0969 32 52 52" against an E.164
+# pattern). Answers hold the E.164 form.
 FrenchPhone = Annotated[
     str,
     Field(
-        pattern=r"^\+[1-9]\d{5,14}$",
-        examples=["+33450568749", "+262262378039"],
-        description="French phone number, E.164",
+        examples=["+33450568749", "04 50 56 87 49", "0262 37 80 39"],
+        description="French phone number, national or E.164; stored and answered in E.164",
     ),
     BeforeValidator(_lenient(normalize_phone)),
 ]

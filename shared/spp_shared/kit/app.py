@@ -2,57 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
-from fastapi.openapi.utils import get_openapi
-from fastapi.routing import APIRoute
 
 from spp_shared.kit.db import Database
-from spp_shared.kit.errors import PROBLEM_RESPONSES, install_problem_handlers
+from spp_shared.kit.errors import install_problem_handlers
 from spp_shared.kit.guards import ControlCharacterGuard
 from spp_shared.kit.health import router as health_router
 from spp_shared.kit.identity import AssertionGuard
+from spp_shared.kit.jobs import TAGS as JOBS_TAGS
 from spp_shared.kit.jobs import JobGauge, jobs_router
 from spp_shared.kit.logging import RequestContextMiddleware, configure_logging
 from spp_shared.kit.metrics import Metrics, MetricsMiddleware, metrics_endpoint
+from spp_shared.kit.openapi import build_openapi, operation_id
 from spp_shared.kit.security_headers import SecurityHeaders
 from spp_shared.kit.settings import ServiceSettings, service_keys
-
-PROBLEM_SCHEMA: dict[str, Any] = {
-    "title": "Problem",
-    "description": "RFC 9457 problem details.",
-    "type": "object",
-    "required": ["type", "title", "status"],
-    "properties": {
-        "type": {"type": "string", "format": "uri"},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "detail": {"type": "string"},
-        "instance": {"type": "string"},
-        "request_id": {"type": "string"},
-        "errors": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "location": {"type": "string"},
-                    "field": {"type": "string"},
-                    "line": {"type": "integer"},
-                    "reason": {"type": "string"},
-                },
-            },
-        },
-    },
-}
-
-
-def operation_id(route: APIRoute) -> str:
-    """Stable operation ids: front-ends generate clients from them."""
-    return route.name
-
 
 Hook = Callable[[FastAPI], Awaitable[None]]
 
@@ -64,6 +31,7 @@ def create_service_app(
     description: str,
     version: str = "0.1.0",
     routers: Sequence[APIRouter] = (),
+    tags: Mapping[str, str] | None = None,
     on_startup: Sequence[Hook] = (),
     on_shutdown: Sequence[Hook] = (),
     database: Database | None = None,
@@ -100,7 +68,6 @@ def create_service_app(
         version=version,
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
-        responses=PROBLEM_RESPONSES,
         # One docs page, Swagger UI at /docs, as the gateway's: its CSP is
         # written for that page (kit/security_headers.py).
         redoc_url=None,
@@ -124,16 +91,15 @@ def create_service_app(
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            schema = get_openapi(
+            # Every answer and credential declared from the routes (kit.openapi);
+            # ``tags`` describes each tag the service's routes use; the kit's own.
+            app.openapi_schema = build_openapi(
                 title=app.title,
                 version=app.version,
                 description=app.description,
                 routes=app.routes,
+                tags={**JOBS_TAGS, **(tags or {})},
             )
-            schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = (
-                PROBLEM_SCHEMA
-            )
-            app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -1,9 +1,10 @@
 """Conditional GET (RFC 9110 §13): validators out, 304 when the client's copy is current.
 
-A GET of one resource takes :data:`ConditionalGetDep` and declares
-:data:`NOT_MODIFIED` among its responses::
+A GET of one resource takes :data:`ConditionalGetDep`; the app factory's
+OpenAPI declares its 304 and validators from the If-None-Match parameter
+(spp_shared.kit.openapi; an app built otherwise declares :data:`NOT_MODIFIED`)::
 
-    @router.get("/things/{id}", response_model=ThingOut, responses=NOT_MODIFIED)
+    @router.get("/things/{id}", response_model=ThingOut)
     async def get_thing(id: str, session: ReadSessionDep, conditional: ConditionalGetDep):
         thing = await service.get_thing(session, id)
         conditional.check(thing_etag(thing), thing.updated_at)

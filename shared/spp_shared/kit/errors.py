@@ -56,7 +56,9 @@ def problem_body(
         body["instance"] = instance
     if errors:
         body["errors"] = list(errors)
-    body.update(extra)
+    # An absent member, never a null one (request_id outside a request): the
+    # Problem schema says string.
+    body.update((name, value) for name, value in extra.items() if value is not None)
     return body
 
 
@@ -186,8 +188,6 @@ _STATUS_TYPES: dict[int, tuple[str, str]] = {
     413: ("payload-too-large", "Payload too large"),
     415: ("unsupported-media-type", "Unsupported media type"),
     422: ("validation-error", "The request is not valid"),
-    # PROBLEM_RESPONSES declares only statuses listed here: without this line
-    # no route's OpenAPI said 428, which every PATCH taking If-Match answers.
     428: ("precondition-required", "Precondition required"),
     429: ("too-many-requests", "Too many requests"),
     502: ("bad-gateway", "Bad gateway"),
@@ -207,7 +207,8 @@ def internal_error_problem(request_id: str | None) -> dict[str, Any]:
     body = status_problem(500, "An unexpected error occurred; quote the request id.")
     body["type"] = TYPE_BASE + "internal-error"
     body["title"] = "Internal error"
-    body["request_id"] = request_id
+    if request_id:  # absent rather than null: the Problem schema says string
+        body["request_id"] = request_id
     return body
 
 
@@ -279,7 +280,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def on_problem(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Problem)
         body = exc.to_body(instance=request.url.path)
-        body["request_id"] = request_id_of(request)
+        if rid := request_id_of(request):
+            body["request_id"] = rid
         return ProblemResponse(body, status_code=exc.status, headers=exc.headers)
 
     async def on_validation(request: Request, exc: Exception) -> Response:
@@ -353,13 +355,3 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(Exception, on_unexpected)
-
-
-PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {
-        "description": title,
-        "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
-    }
-    for code, (_, title) in _STATUS_TYPES.items()
-    if code in (400, 401, 403, 404, 409, 412, 413, 415, 422, 428, 429, 503)
-}

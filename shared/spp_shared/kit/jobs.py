@@ -28,6 +28,13 @@ BY_JOB_ID: Keyset[int] = Keyset(as_integer)
 """Jobs by id, newest first."""
 
 
+# The OpenAPI description of the tag every service's jobs route shares.
+TAGS = {
+    "jobs": "Background jobs of each service's outbox (e-mails, pushes to other "
+    "services): what is still to run and what failed, for programme admins."
+}
+
+
 def jobs_router(service: str) -> APIRouter:
     """The admin's list of ``service``'s jobs, at ``/v1/<service>/jobs``."""
     router = APIRouter(prefix=f"/v1/{service}", tags=["jobs"])
