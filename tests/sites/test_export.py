@@ -302,8 +302,10 @@ async def test_the_whole_registry_exports_valid_values_in_flat_memory(
         # Twelve times the rows in about the same memory: a partition of rows
         # (SQLite) or a few COPY chunks (PostgreSQL), never the export (3.5 MB
         # of CSV, 10-12 MB of JSON Lines).
+        # An absolute bound: the small export's own peak (0.4 to 1.9 MB seen)
+        # depends on where its last batch ends, so a bound relative to it
+        # failed in CI while the whole export stayed under 2 MB.
         assert all_peak < 2_500_000
-        assert all_peak < few_peak + 1_000_000
 
     datapackage = (await sites_client.get("/v1/sites/export/datapackage.json")).json()
     fields = datapackage["resources"][0]["schema"]["fields"]
